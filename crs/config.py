@@ -1,0 +1,170 @@
+"""Configuration: frozen dataclasses loaded from a TOML file, then the environment.
+
+Every section of the TOML file maps to one dataclass below; an unknown section or key is
+an error, never silently ignored. Any field can also be set from the environment as
+``CRS_<SECTION>__<FIELD>`` (for example ``CRS_LLM__BACKEND=openai``); the environment wins.
+The config file is ``$CRS_CONFIG`` if set, else ``crs.toml`` in the working directory if present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration file or variable that cannot be used as given."""
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "crs"
+
+
+def _default_data() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "crs"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    cache_dir: Path = field(default_factory=_default_cache)  # converted model weights
+    data_dir: Path = field(default_factory=_default_data)  # sessions, profiles
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    path: Path = PROJECT_ROOT / "knowledge" / "movies.jsonl.gz"
+    format: str = "auto"  # auto | demo | jsonl | csv | redial
+    # The demo catalog spans 1900-2023; by default only films from min_year on are
+    # indexed so a first start is ready in minutes on 2 cores. 0 indexes everything.
+    min_year: int = 1970
+    require_summary: bool = True
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: Path = PROJECT_ROOT / "knowledge" / "index"  # PersistentClient directory
+    host: str = ""  # set to use a Chroma server (chroma run) instead
+    port: int = 8000
+    collection: str = "items"
+    embedder: str = ""  # sentence-transformers model dir; "" = the shipped all-MiniLM-L6-v2
+    batch_size: int = 128
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    backend: str = "local"  # local | openai
+    model_path: str = ""  # local: a GGUF file or a transformers dir; "" = shipped SmolLM2
+    dtype: str = "bfloat16"
+    threads: int = 0  # 0 = torch default
+    base_url: str = "http://127.0.0.1:8080/v1"  # openai backend
+    model: str = "default"
+    api_key: str = ""
+    timeout: float = 120.0
+    max_new_tokens: int = 160
+    temperature: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    candidates: int = 50  # fetched from the store per turn
+    show: int = 5  # recommended per turn
+    max_message_chars: int = 4000  # longer messages are truncated (with a notice)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    concurrency: int = 2  # turns processed at once
+    max_queue: int = 64
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+
+
+def _coerce(value: object, typ: object, where: str) -> object:
+    if typ is Path or typ == "Path":
+        return Path(str(value)).expanduser()
+    if typ is bool or typ == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{where}: expected a boolean, got {value!r}")
+    for scalar in (int, float, str):
+        if typ is scalar or typ == scalar.__name__:
+            if isinstance(value, bool) and scalar is not bool:
+                raise ConfigError(f"{where}: expected {scalar.__name__}, got {value!r}")
+            try:
+                return scalar(value)  # type: ignore[operator]
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: expected {scalar.__name__}, got {value!r}") from None
+    if isinstance(typ, types.UnionType):
+        raise ConfigError(f"{where}: unsupported type {typ}")
+    return value
+
+
+def _section(cls: type, values: Mapping[str, object], name: str) -> object:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{name}]: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], f"[{name}] {k}") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the config from ``path`` (or $CRS_CONFIG, or ./crs.toml) and the environment."""
+    env = os.environ if env is None else env
+    raw: dict[str, dict[str, object]] = {}
+    if path is None:
+        path = env.get("CRS_CONFIG") or ("crs.toml" if Path("crs.toml").is_file() else None)
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    hints = typing.get_type_hints(Config)
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; known: {', '.join(sections)}")
+    for name, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{name}] must be a table")
+    merged: dict[str, dict[str, object]] = {name: dict(raw.get(name, {})) for name in sections}
+    for key, value in env.items():
+        if not key.startswith("CRS_") or "__" not in key:
+            continue
+        section, _, fld = key[4:].partition("__")
+        section, fld = section.lower(), fld.lower()
+        if section not in sections:
+            raise ConfigError(f"environment variable {key}: unknown section {section!r}")
+        merged[section][fld] = value
+    return Config(**{name: _section(hints[name], merged[name], name) for name in sections})  # type: ignore[arg-type]
