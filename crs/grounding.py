@@ -1,0 +1,91 @@
+"""The grounding guard: a reply may name only the items it is allowed to.
+
+The LLM's text is checked sentence by sentence as it streams. A sentence that names a
+catalog item outside the allowed set, or a quoted or dated title that is no allowed item
+(an invented film), is dropped before the user sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from crs.nlu import Linker
+
+log = logging.getLogger(__name__)
+
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”)]*\s+|\n+")
+_QUOTED = re.compile(r"[\"“*_]{1,2}([^\"”*_\n]{2,80}?)[\"”*_]{1,2}")
+_DATED = re.compile(r"((?:[A-Z0-9][\w'’:&!?,.\-]*\s?){1,8})\((?:19|20)\d{2}\)")
+
+
+@dataclass
+class GroundingGuard:
+    linker: Linker
+    allowed: Collection[str]  # item ids the reply may name
+    removed: list[str] = field(default_factory=list)
+    named: list[str] = field(default_factory=list)  # allowed ids named in kept text, in order
+    _buffer: str = ""
+
+    def check(self, sentence: str) -> bool:
+        """True if every title in the sentence is an allowed item."""
+        ids = [m.value for m in self.linker.mentions(sentence) if m.kind == "item"]
+        for pattern in (_QUOTED, _DATED):
+            for m in pattern.finditer(sentence):
+                span = m.group(0) if pattern is _DATED else m.group(1)
+                title, year = _split_dated(span)
+                item = self.linker.resolve(title, year)
+                if item is None:
+                    if pattern is _DATED or _looks_like_title(title):
+                        return False  # a film that is not in the catalog: invented
+                    continue
+                ids.append(item.id)
+        if any(i not in self.allowed for i in ids):
+            return False
+        self.named += [i for i in dict.fromkeys(ids) if i not in self.named]
+        return True
+
+    def feed(self, delta: str) -> str:
+        """Take streamed text; return the complete, checked sentences it releases."""
+        self._buffer += delta
+        out = []
+        while True:
+            m = _BOUNDARY.search(self._buffer)
+            if m is None:
+                break
+            sentence, self._buffer = self._buffer[: m.end()], self._buffer[m.end() :]
+            out.append(self._keep(sentence))
+        return "".join(out)
+
+    def flush(self, drop_fragment: bool = False) -> str:
+        """Release what is left. With ``drop_fragment``, an unfinished last sentence (the
+        model ran out of tokens mid-way) is dropped rather than shown cut off."""
+        sentence, self._buffer = self._buffer, ""
+        if not sentence.strip() or (drop_fragment and not re.search(r"[.!?][\"'”)]*\s*$", sentence)):
+            return ""
+        return self._keep(sentence)
+
+    def _keep(self, sentence: str) -> str:
+        if self.check(sentence):
+            return sentence
+        log.info("grounding guard dropped: %r", sentence.strip()[:200])
+        self.removed.append(sentence.strip())
+        return ""
+
+
+def _split_dated(span: str) -> tuple[str, int | None]:
+    m = re.search(r"\(((?:19|20)\d{2})\)\s*$", span)
+    if not m:
+        return span.strip(" ,.:;-"), None
+    return span[: m.start()].strip(" ,.:;-"), int(m.group(1))
+
+
+def _looks_like_title(text: str) -> bool:
+    """A quoted phrase in title case ("The Lost Horizon") rather than a quoted remark."""
+    words = text.split()
+    if not 1 <= len(words) <= 8:
+        return False
+    caps = sum(1 for w in words if w[:1].isupper() or w[:1].isdigit())
+    return caps >= max(1, (len(words) + 1) // 2)

@@ -1,0 +1,159 @@
+"""Conversation state: the belief over what the user likes and rejects, turns, and events.
+
+Everything here is a plain dataclass; updates are pure functions that return a new belief.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Kind = Literal["item", "genre", "person", "keyword"]
+Polarity = Literal[1, -1]
+
+
+@dataclass(frozen=True)
+class Preference:
+    """One thing the user said they like (+1) or reject (-1), and the turn it came from."""
+
+    kind: Kind
+    value: str  # an item id, a genre name, a person's name, a keyword
+    polarity: Polarity
+    turn: int = 0
+    source: str = "rule"  # rule | llm | profile | ui
+    text: str = ""  # the words it was read from, for explanations
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.value.casefold())
+
+
+@dataclass(frozen=True)
+class BeliefUpdate:
+    """What one message says, before it is merged into the belief."""
+
+    preferences: tuple[Preference, ...] = ()
+    seen: tuple[str, ...] = ()  # item ids the user has already seen (excluded, not disliked)
+    retract: tuple[tuple[str, str], ...] = ()  # preference keys to forget
+
+    def is_empty(self) -> bool:
+        return not (self.preferences or self.seen or self.retract)
+
+
+@dataclass(frozen=True)
+class BeliefState:
+    preferences: tuple[Preference, ...] = ()
+    seen: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()  # item ids recommended so far, in order
+
+    def values(self, kind: Kind, polarity: Polarity) -> list[str]:
+        return [p.value for p in self.preferences if p.kind == kind and p.polarity == polarity]
+
+    @property
+    def liked_items(self) -> list[str]:
+        return self.values("item", 1)
+
+    @property
+    def disliked_items(self) -> list[str]:
+        return self.values("item", -1)
+
+    @property
+    def liked_genres(self) -> list[str]:
+        return self.values("genre", 1)
+
+    @property
+    def disliked_genres(self) -> list[str]:
+        return self.values("genre", -1)
+
+    @property
+    def excluded_items(self) -> set[str]:
+        """Items never to recommend: rejected, already seen, or named as liked (already known)."""
+        return set(self.disliked_items) | set(self.seen) | set(self.liked_items)
+
+    def is_empty(self) -> bool:
+        return not (self.preferences or self.seen)
+
+
+def apply(belief: BeliefState, update: BeliefUpdate) -> BeliefState:
+    """Merge an update: a newer statement about the same thing replaces the older one."""
+    retract = {(k, v.casefold()) for k, v in update.retract}
+    new_keys = {p.key for p in update.preferences}
+    kept = tuple(p for p in belief.preferences if p.key not in new_keys and p.key not in retract)
+    seen = belief.seen + tuple(s for s in dict.fromkeys(update.seen) if s not in belief.seen)
+    return replace(belief, preferences=kept + update.preferences, seen=seen)
+
+
+def mark_shown(belief: BeliefState, item_ids: list[str]) -> BeliefState:
+    return replace(belief, shown=belief.shown + tuple(i for i in item_ids if i not in belief.shown))
+
+
+# ---- events the agent yields and the UI renders -------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, object]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    name: str
+    output: object
+    summary: str  # one line for the UI
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    belief: BeliefState
+    update: BeliefUpdate
+
+
+@dataclass(frozen=True)
+class ToolEvent:
+    call: ToolCall
+    result: ToolResult
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    text: str  # a chunk of the reply, already checked by the grounding guard
+
+
+@dataclass(frozen=True)
+class NoticeEvent:
+    message: str  # something the user should know (input truncated, a fallback used)
+
+
+@dataclass(frozen=True)
+class FinalEvent:
+    reply: str
+    items: tuple[object, ...]  # crs.catalog.Item, recommended this turn
+    belief: BeliefState
+    act: str
+
+
+Event = StateEvent | ToolEvent | TokenEvent | NoticeEvent | FinalEvent
+
+
+@dataclass
+class Turn:
+    index: int
+    user: str
+    reply: str
+    act: str
+    item_ids: tuple[str, ...]
+    update: BeliefUpdate
+    tools: tuple[ToolEvent, ...] = ()
+
+
+@dataclass
+class Session:
+    """One user's conversation: mutable, owned by one browser tab or CLI run."""
+
+    id: str = "local"
+    user: str = "local"
+    belief: BeliefState = field(default_factory=BeliefState)
+    turns: list[Turn] = field(default_factory=list)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from crs.grounding import GroundingGuard
+from crs.nlu import Linker
+
+
+def run(guard: GroundingGuard, text: str, chunk: int = 3) -> str:
+    out = "".join(guard.feed(text[i : i + chunk]) for i in range(0, len(text), chunk))
+    return out + guard.flush()
+
+
+def test_keeps_allowed_and_drops_other_catalog_titles(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"alien-1979", "aliens-1986"})
+    text = "You will love Aliens (1986). It is tense. Titanic (1997) is also great! Alien is a classic."
+    out = run(guard, text)
+    assert "Aliens (1986)" in out and "Alien is a classic." in out and "It is tense." in out
+    assert "Titanic" not in out
+    assert guard.removed == ["Titanic (1997) is also great!"]
+    assert guard.named == ["aliens-1986", "alien-1979"]
+
+
+def test_drops_invented_titles(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"alien-1979"})
+    out = run(guard, 'Try "The Crimson Nebula Protocol", a gem. Or Starfall Odyssey (2011).\nAlien is great.')
+    assert out.strip() == "Alien is great."
+    assert len(guard.removed) == 2
+
+
+def test_plain_quotes_are_not_titles(linker: Linker) -> None:
+    guard = GroundingGuard(linker, set())
+    out = run(guard, 'You said "something scary but fun", so here goes.')
+    assert "something scary" in out and not guard.removed
+
+
+def test_unfinished_last_sentence_is_dropped_only_after_a_whole_one(linker: Linker) -> None:
+    guard = GroundingGuard(linker, set())
+    assert guard.feed("A fine film. It was directed by") == "A fine film. "
+    assert guard.flush(drop_fragment=True) == ""
+    guard = GroundingGuard(linker, set())
+    guard.feed("It was directed by")
+    assert guard.flush() == "It was directed by"
