@@ -57,7 +57,7 @@ class StoreConfig:
     port: int = 8000
     collection: str = "items"
     embedder: str = ""  # sentence-transformers model dir; "" = the shipped all-MiniLM-L6-v2
-    batch_size: int = 128
+    batch_size: int = 32  # measured fastest on a 2-core CPU (128 is ~25% slower)
     device: str = "cpu"
 
 
