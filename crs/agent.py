@@ -1,0 +1,233 @@
+"""The turn loop: understand -> update belief -> decide -> retrieve and score -> reply."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import replace
+
+from crs import nlu
+from crs.catalog import Catalog, Item, load_catalog
+from crs.config import Config
+from crs.grounding import GroundingGuard
+from crs.llm import ChatModel, LLMError, load_chat_model
+from crs.policy import Act, decide
+from crs.prompts import Prompts
+from crs.state import (
+    BeliefState,
+    Event,
+    FinalEvent,
+    NoticeEvent,
+    Session,
+    StateEvent,
+    TokenEvent,
+    ToolEvent,
+    Turn,
+    apply,
+    mark_shown,
+)
+from crs.store import ItemStore, first_sentences
+from crs.tools import Candidate, retrieve, run_tool, score
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean_message(text: object, max_chars: int) -> tuple[str, list[str]]:
+    """Normalise a user message; return it with notices about what was changed."""
+    notices: list[str] = []
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = unicodedata.normalize("NFC", text)
+    cleaned = _CONTROL.sub(" ", text)
+    if cleaned != text:
+        notices.append("Control characters in your message were removed.")
+    cleaned = re.sub(r"[ \t]+", " ", cleaned)
+    cleaned = re.sub(r"\s*\n\s*", "\n", cleaned).strip()
+    if len(cleaned) > max_chars:
+        notices.append(f"Your message was {len(cleaned):,} characters long; only the first {max_chars:,} were read.")
+        cleaned = cleaned[:max_chars]
+    return cleaned, notices
+
+
+def index_catalog(cfg: Config, catalog: Catalog, store: ItemStore, progress: bool = True) -> Catalog:
+    """Index the configured part of the catalog (idempotent: unchanged items are skipped)."""
+    subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.require_summary)
+    report = store.index(subset.items, progress=progress)
+    log.info("index: %s", report)
+    return subset
+
+
+class Agent:
+    """Shared, read-only resources for all sessions; per-user state lives in ``Session``."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        catalog: Catalog,
+        store: ItemStore,
+        llm: ChatModel,
+        prompts: Prompts | None = None,
+        linker: nlu.Linker | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.catalog = catalog
+        self.store = store
+        self.llm = llm
+        self.prompts = prompts or Prompts()
+        self.linker = linker or nlu.Linker(catalog)
+
+    @classmethod
+    def from_config(cls, cfg: Config, progress: bool = True, llm: ChatModel | None = None) -> Agent:
+        catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
+        store = ItemStore.from_config(cfg)
+        index_catalog(cfg, catalog, store, progress=progress)
+        return cls(cfg, catalog, store, llm or load_chat_model(cfg))
+
+    # ---- the turn ------------------------------------------------------------------------
+
+    def step(self, session: Session, text: object) -> Iterator[Event]:
+        """Run one turn, yielding events; never raises for bad input or a failing LLM."""
+        message, notices = clean_message(text, self.cfg.retrieval.max_message_chars)
+        for notice in notices:
+            yield NoticeEvent(notice)
+        if not message:
+            reply = "Tell me about a movie you liked, or a genre you're in the mood for."
+            yield TokenEvent(reply)
+            yield FinalEvent(reply, (), session.belief, "ask")
+            return
+        turn_no = len(session.turns) + 1
+        update = nlu.understand(message, self.linker, turn=turn_no)
+        belief = apply(session.belief, update)
+        yield StateEvent(belief, update)
+
+        act = decide(belief, message)
+        tools: list[ToolEvent] = []
+        shown: list[Candidate] = []
+        if act.kind == "recommend":
+            shown, tool_events = self._recommend(message, belief)
+            tools += tool_events
+            yield from tool_events
+            if not shown:
+                act = Act("no_results", "every candidate was excluded")
+        reply_parts: list[str] = []
+        for event in self._reply(act, message, belief, shown):
+            if isinstance(event, TokenEvent):
+                reply_parts.append(event.text)
+            yield event
+        reply = "".join(reply_parts).strip()
+        items = tuple(c.item for c in shown)
+        belief = mark_shown(belief, [i.id for i in items])
+        session.belief = belief
+        session.turns.append(Turn(turn_no, message, reply, act.kind, tuple(i.id for i in items), update, tuple(tools)))
+        yield FinalEvent(reply, items, belief, act.kind)
+
+    def respond(self, session: Session, text: object) -> FinalEvent:
+        """Run a turn to the end and return its final event."""
+        final = None
+        for event in self.step(session, text):
+            if isinstance(event, FinalEvent):
+                final = event
+        assert final is not None
+        return final
+
+    @staticmethod
+    def query_text(message: str, belief: BeliefState) -> str:
+        """What to search for besides the liked items: the message's positive words, liked
+        genres and people. Rejected words are left out so they do not pull results."""
+        parts = [nlu.positive_text(message)]
+        if belief.liked_genres:
+            parts.append("Genres: " + ", ".join(belief.liked_genres))
+        people = belief.values("person", 1)
+        if people:
+            parts.append("Starring " + ", ".join(people))
+        return "\n".join(p for p in parts if p.strip())
+
+    def _recommend(self, message: str, belief: BeliefState) -> tuple[list[Candidate], list[ToolEvent]]:
+        events = []
+        candidates, event = run_tool(
+            "retrieve",
+            lambda **kw: retrieve(self.store, self.catalog, **kw),
+            lambda out: f"{len(out)} candidates from the item store",
+            query=self.query_text(message, belief),
+            k=self.cfg.retrieval.candidates,
+            like_ids=belief.liked_items[-3:],
+            exclude_genres=belief.disliked_genres,
+            exclude_ids=sorted(belief.excluded_items | set(belief.shown)),
+            exclude_people=belief.values("person", -1),
+        )
+        events.append(event)
+        ranked, event = run_tool(
+            "score",
+            lambda **kw: score(candidates, belief, **kw),
+            lambda out: "top: " + ", ".join(c.item.label for c in out[:3]),
+            k=self.cfg.retrieval.show,
+        )
+        events.append(event)
+        return [c for c in ranked if self._allowed(c.item, belief)], events
+
+    @staticmethod
+    def _allowed(item: Item, belief: BeliefState) -> bool:
+        """The last line of defence: nothing the user ruled out is ever shown."""
+        if item.id in belief.excluded_items:
+            return False
+        if any(item.has_genre(g) for g in belief.disliked_genres):
+            return False
+        banned = {p.casefold() for p in belief.values("person", -1)}
+        return not any(c.casefold() in banned for c in item.cast)
+
+    def _reply(self, act: Act, message: str, belief: BeliefState, shown: list[Candidate]) -> Iterator[Event]:
+        dislikes = nlu.describe([p for p in belief.preferences if p.polarity < 0], self.catalog)
+        quoted = message.replace('"', "'")[:1000]
+        if act.kind == "ask":
+            messages = self.prompts.render("ask", message=quoted, genres=self.catalog.genres()[:6])
+            fallback = "What kind of movie are you in the mood for? Tell me a film you loved, or a genre."
+        elif act.kind == "no_results":
+            messages = self.prompts.render("no_results", message=quoted, dislikes=[d[2:] for d in dislikes])
+            fallback = "Nothing in the catalog fits all of that. Could you relax one of your wishes?"
+        else:
+            top = shown[0].item
+            messages = self.prompts.render(
+                "recommend",
+                message=quoted,
+                top=top,
+                blurb=first_sentences(top.summary, 2)[:320] or ", ".join(top.genres),
+            )
+            fallback = f"My top pick for you is {top.label}."
+        allowed = (
+            {c.item.id for c in shown} | {p.value for p in belief.preferences if p.kind == "item"} | set(belief.seen)
+        )
+        guard = GroundingGuard(self.linker, allowed)
+        emitted = False
+        try:
+            for delta in self.llm.stream(messages, max_new_tokens=self.cfg.llm.max_new_tokens):
+                safe = guard.feed(delta)
+                if safe:
+                    emitted = True
+                    yield TokenEvent(safe)
+            tail = guard.flush(drop_fragment=emitted)
+            if tail:
+                emitted = True
+                yield TokenEvent(tail)
+        except LLMError as exc:
+            log.warning("LLM failed: %s", exc)
+            yield NoticeEvent(f"The language model failed ({exc}); showing a plain answer instead.")
+        except Exception:  # a model bug must not end the conversation
+            log.exception("LLM crashed")
+            yield NoticeEvent("The language model failed; showing a plain answer instead.")
+        if guard.removed:
+            log.info("grounding guard removed %d sentence(s)", len(guard.removed))
+        if not emitted:
+            yield TokenEvent(fallback)
+        if act.kind == "recommend":
+            lines = [
+                f"{n}. {c.item.label}: {', '.join(c.item.genres) or 'no genre listed'}" for n, c in enumerate(shown, 1)
+            ]
+            yield TokenEvent("\n\nMy picks:\n" + "\n".join(lines))
+
+
+def new_session(session_id: str = "local", user: str = "local") -> Session:
+    return replace(Session(), id=session_id, user=user)

@@ -1,0 +1,186 @@
+"""The ``crs`` console script: index, chat, serve."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from crs.catalog import CatalogError
+from crs.config import Config, ConfigError, load_config
+
+log = logging.getLogger("crs")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crs", description="A conversational recommender agent.")
+    p.add_argument("--config", help="TOML config file (default: $CRS_CONFIG or ./crs.toml)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def catalog_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--catalog", help="catalog file (JSONL/CSV, optionally gzip); default: the demo catalog")
+        sp.add_argument("--format", choices=["auto", "demo", "jsonl", "csv", "redial", "redial_info"])
+        sp.add_argument("--full", action="store_true", help="index the whole catalog, not the default subset")
+        sp.add_argument("--index-dir", help="Chroma directory for the item index")
+
+    sp = sub.add_parser("index", help="embed and index the catalog (idempotent)")
+    catalog_opts(sp)
+    sp.add_argument("--prune", action="store_true", help="remove indexed items no longer in the catalog")
+
+    sp = sub.add_parser("chat", help="chat in the terminal")
+    catalog_opts(sp)
+    sp.add_argument("--once", metavar="TEXT", help="answer one message and exit")
+    sp.add_argument("--json", action="store_true", help="with --once: print one JSON object")
+
+    sp = sub.add_parser("serve", help="serve the chat UI in the browser")
+    catalog_opts(sp)
+    sp.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, help="port (default 7860)")
+    sp.add_argument("--concurrency", type=int, help="turns processed at once")
+
+    sub.add_parser("setup", help="prepare the local model cache and the demo index, then exit")
+    return p
+
+
+def _apply_args(cfg: Config, args: argparse.Namespace) -> Config:
+    catalog = cfg.catalog
+    if getattr(args, "catalog", None):
+        from pathlib import Path
+
+        catalog = dataclasses.replace(catalog, path=Path(args.catalog), format=args.format or "auto")
+    elif getattr(args, "format", None):
+        catalog = dataclasses.replace(catalog, format=args.format)
+    if getattr(args, "full", False):
+        catalog = dataclasses.replace(catalog, min_year=0, require_summary=False)
+    store = cfg.store
+    if getattr(args, "index_dir", None):
+        from pathlib import Path
+
+        store = dataclasses.replace(store, path=Path(args.index_dir))
+    serve = cfg.serve
+    for name in ("host", "port", "concurrency"):
+        if getattr(args, name, None) is not None:
+            serve = dataclasses.replace(serve, **{name: getattr(args, name)})
+    return dataclasses.replace(cfg, catalog=catalog, store=store, serve=serve)
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if verbosity < 2:
+        for noisy in ("httpx", "chromadb", "sentence_transformers", "transformers", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.catalog import load_catalog
+    from crs.store import ItemStore
+
+    catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
+    subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.require_summary)
+    store = ItemStore.from_config(cfg)
+    report = store.index(subset.items, prune=args.prune)
+    print(
+        f"indexed {len(subset)} of {len(catalog)} items into {cfg.store.host or cfg.store.path}: "
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.removed} removed in {report.seconds:.1f}s"
+    )
+    return 0
+
+
+def _print_turn(final: object, as_json: bool) -> None:
+    from crs.state import FinalEvent
+
+    assert isinstance(final, FinalEvent)
+    if as_json:
+        items = [
+            {"id": i.id, "title": i.title, "year": i.year, "genres": list(i.genres), "url": i.url} for i in final.items
+        ]
+        print(json.dumps({"reply": final.reply, "act": final.act, "items": items}, ensure_ascii=False))
+        return
+    print(final.reply)
+    for i, item in enumerate(final.items, 1):
+        print(f"  {i}. {item.label} [{', '.join(item.genres)}] {item.url}")
+
+
+def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.agent import Agent
+    from crs.state import FinalEvent, NoticeEvent, Session, TokenEvent
+
+    agent = Agent.from_config(cfg, progress=not args.json)
+    session = Session()
+    if args.once is not None:
+        final = agent.respond(session, args.once)
+        _print_turn(final, args.json)
+        return 0
+    print("Chat with crs (Ctrl-D or 'quit' to leave).")
+    while True:
+        try:
+            text = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if text.strip().lower() in {"quit", "exit"}:
+            return 0
+        print("crs> ", end="", flush=True)
+        for event in agent.step(session, text):
+            if isinstance(event, TokenEvent):
+                print(event.text, end="", flush=True)
+            elif isinstance(event, NoticeEvent):
+                print(f"[{event.message}]", file=sys.stderr)
+            elif isinstance(event, FinalEvent):
+                print()
+                for i, item in enumerate(event.items, 1):
+                    print(f"  {i}. {item.label} [{', '.join(item.genres)}] {item.url}")
+
+
+def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.agent import Agent
+    from crs.ui import launch
+
+    agent = Agent.from_config(cfg)
+    print(f"serving on http://{cfg.serve.host}:{cfg.serve.port}", flush=True)
+    launch(agent, cfg.serve.host, cfg.serve.port)
+    return 0
+
+
+def cmd_setup(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.agent import index_catalog
+    from crs.catalog import load_catalog
+    from crs.llm import ensure_local_model
+    from crs.store import ItemStore
+
+    if cfg.llm.backend == "local":
+        print(f"local model ready at {ensure_local_model(cfg)}")
+    catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
+    subset = index_catalog(cfg, catalog, ItemStore.from_config(cfg))
+    print(f"index ready: {len(subset)} items")
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "chat": cmd_chat, "serve": cmd_serve, "setup": cmd_setup}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    from crs.llm import LLMError
+    from crs.prompts import PromptError
+    from crs.store import StoreError
+
+    try:
+        cfg = _apply_args(load_config(args.config), args)
+        return COMMANDS[args.command](cfg, args)
+    except (ConfigError, CatalogError, StoreError, LLMError, PromptError) as exc:
+        print(f"crs: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

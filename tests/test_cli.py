@@ -1,0 +1,83 @@
+"""The console script, run as a real process: index, chat --once --json, and error paths."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crs.catalog import Catalog
+from tests.conftest import TEST_CACHE
+
+
+def run_crs(*args: str, tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "CRS_PATHS__CACHE_DIR": str(TEST_CACHE),
+        "CRS_PATHS__DATA_DIR": str(tmp_path / "data"),
+        "CRS_STORE__PATH": str(tmp_path / "index"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "crs.cli", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory: pytest.TempPathFactory, small_catalog: Catalog) -> Path:
+    path = tmp_path_factory.mktemp("cat") / "small.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for item in small_catalog:
+            fh.write(json.dumps(item.to_dict()) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_index_then_chat_once_json(small_file: Path, tmp_path: Path) -> None:
+    first = run_crs("index", "--catalog", str(small_file), tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "added" in first.stdout
+    again = run_crs("index", "--catalog", str(small_file), tmp_path=tmp_path)
+    assert again.returncode == 0 and " 0 added, 0 updated" in again.stdout, again.stdout
+
+    out = run_crs(
+        "chat",
+        "--catalog",
+        str(small_file),
+        "--once",
+        "I loved Alien but no romance please",
+        "--json",
+        tmp_path=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["reply"].strip()
+    assert len(data["items"]) >= 3
+    for item in data["items"]:
+        assert set(item) >= {"id", "title", "year", "genres"}
+        assert "Romance" not in item["genres"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["index", "--catalog", "/nonexistent/items.jsonl"], "catalog file not found"),
+        (["--config", "/nonexistent.toml", "index"], "config file not found"),
+    ],
+)
+def test_errors_are_one_line_not_tracebacks(args: list[str], message: str, tmp_path: Path) -> None:
+    out = run_crs(*args, tmp_path=tmp_path, timeout=120)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_corrupt_catalog_is_reported(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00broken")
+    out = run_crs("chat", "--catalog", str(bad), "--once", "hi", tmp_path=tmp_path, timeout=120)
+    assert out.returncode == 2 and "cannot read catalog" in out.stderr and "Traceback" not in out.stderr
