@@ -55,7 +55,7 @@ def clean_message(text: object, max_chars: int) -> tuple[str, list[str]]:
 
 def index_catalog(cfg: Config, catalog: Catalog, store: ItemStore, progress: bool = True) -> Catalog:
     """Index the configured part of the catalog (idempotent: unchanged items are skipped)."""
-    subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.require_summary)
+    subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.min_summary_chars)
     report = store.index(subset.items, progress=progress)
     log.info("index: %s", report)
     return subset

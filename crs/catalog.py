@@ -135,11 +135,13 @@ class Catalog:
                 counts[g] = counts.get(g, 0) + 1
         return sorted(counts, key=lambda g: (-counts[g], g))
 
-    def filter(self, min_year: int = 0, require_summary: bool = False) -> Catalog:
+    def filter(self, min_year: int = 0, min_summary_chars: int = 0) -> Catalog:
+        """Items from ``min_year`` on (unknown years fail a year bound) whose summary has at
+        least ``min_summary_chars`` characters."""
         kept = [
             it
             for it in self.items
-            if (not min_year or (it.year or 0) >= min_year) and (not require_summary or it.summary)
+            if (not min_year or (it.year or 0) >= min_year) and len(it.summary) >= min_summary_chars
         ]
         return Catalog(kept, name=self.name)
 

@@ -55,7 +55,7 @@ def _apply_args(cfg: Config, args: argparse.Namespace) -> Config:
     elif getattr(args, "format", None):
         catalog = dataclasses.replace(catalog, format=args.format)
     if getattr(args, "full", False):
-        catalog = dataclasses.replace(catalog, min_year=0, require_summary=False)
+        catalog = dataclasses.replace(catalog, min_year=0, min_summary_chars=0)
     store = cfg.store
     if getattr(args, "index_dir", None):
         from pathlib import Path
@@ -81,7 +81,7 @@ def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
     from crs.store import ItemStore
 
     catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
-    subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.require_summary)
+    subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.min_summary_chars)
     store = ItemStore.from_config(cfg)
     report = store.index(subset.items, prune=args.prune)
     print(
@@ -151,7 +151,7 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_setup(cfg: Config, args: argparse.Namespace) -> int:
     from crs.agent import index_catalog
     from crs.catalog import load_catalog
-    from crs.llm import ensure_local_model
+    from crs.llm_local import ensure_local_model
     from crs.store import ItemStore
 
     if cfg.llm.backend == "local":

