@@ -47,7 +47,7 @@ class CatalogConfig:
     # Which items are indexed for recommendation (all are still understood when named).
     # The default keeps a first start under 3 minutes on 2 cores: films from 1970 on whose
     # Wikipedia summary has at least 380 characters, a proxy for how notable a film is
-    # (about 6,300 films). 0 and 0 index the whole catalog.
+    # (about 6,200 films). 0 and 0 index the whole catalog.
     min_year: int = 1970
     min_summary_chars: int = 380
 
