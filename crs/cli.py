@@ -103,8 +103,15 @@ def _print_turn(final: object, as_json: bool) -> None:
         print(json.dumps({"reply": final.reply, "act": final.act, "items": items}, ensure_ascii=False))
         return
     print(final.reply)
-    for i, item in enumerate(final.items, 1):
-        print(f"  {i}. {item.label} [{', '.join(item.genres)}] {item.url}")
+    _print_links(final.items)
+
+
+def _print_links(items: tuple[object, ...]) -> None:
+    """The reply already lists the picks; add where to read about each (Wikipedia, CC BY-SA)."""
+    if items:
+        print("Links:")
+    for item in items:
+        print(f"  {item.label}: {item.url or 'no link'}")  # type: ignore[attr-defined]
 
 
 def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
@@ -134,8 +141,7 @@ def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
                 print(f"[{event.message}]", file=sys.stderr)
             elif isinstance(event, FinalEvent):
                 print()
-                for i, item in enumerate(event.items, 1):
-                    print(f"  {i}. {item.label} [{', '.join(item.genres)}] {item.url}")
+                _print_links(event.items)
 
 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:

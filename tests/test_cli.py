@@ -15,7 +15,9 @@ from crs.catalog import Catalog
 from tests.conftest import TEST_CACHE
 
 
-def run_crs(*args: str, tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+def run_crs(
+    *args: str, tmp_path: Path, timeout: int = 300, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -24,7 +26,13 @@ def run_crs(*args: str, tmp_path: Path, timeout: int = 300) -> subprocess.Comple
         "CRS_STORE__PATH": str(tmp_path / "index"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "crs.cli", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+        [sys.executable, "-m", "crs.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+        input=stdin if stdin is not None else "",
     )
 
 
@@ -61,6 +69,17 @@ def test_index_then_chat_once_json(small_file: Path, tmp_path: Path) -> None:
     for item in data["items"]:
         assert set(item) >= {"id", "title", "year", "genres"}
         assert "Romance" not in item["genres"]
+
+
+@pytest.mark.slow
+def test_interactive_chat(small_file: Path, tmp_path: Path) -> None:
+    out = run_crs(
+        "chat", "--catalog", str(small_file), tmp_path=tmp_path, stdin="I want a crime movie, no comedy\n\nquit\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "you> crs> " in out.stdout and "My picks:" in out.stdout and "Links:" in out.stdout
+    assert "https://en.wikipedia.org/wiki/" in out.stdout
+    assert "Tell me about a movie you liked" in out.stdout  # the empty line got an answer, not an error
 
 
 @pytest.mark.parametrize(
