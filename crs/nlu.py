@@ -14,161 +14,36 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from crs.catalog import Catalog, Item, normalize_title
-from crs.state import BeliefUpdate, Kind, Polarity, Preference
+from crs.lexicon import (
+    ACCEPTING,
+    AFTER_ANAPHOR,
+    ANAPHORS,
+    ANSWER_NEXT,
+    BUT_NEGATING,
+    CLAUSE_BREAK,
+    COMMON_WORDS,
+    ELLIPTIC,
+    EXPERIENCE,
+    GENRE_SYNONYMS,
+    MAX_TITLE_TOKENS,
+    NEGATED_POSITIVE,
+    NEGATORS,
+    NEVER_FLIPPED,
+    NOT_AFTER_TOO,
+    POSITIVE,
+    POST_NEGATIVE,
+    POST_NEGATIVE_PHRASES,
+    POST_POSITIVE,
+    QUESTION_AUX,
+    QUESTION_WORDS,
+    SEEN_CUES,
+    SUBJECTS,
+    TITLE_ALIASES,
+    YOU,
+)
+from crs.state import BeliefUpdate, Kind, Preference
 
 log = logging.getLogger(__name__)
-
-MAX_TITLE_TOKENS = 10
-
-# Words that are also film titles but almost never mean one in a request.
-COMMON_WORDS = frozenset(
-    """
-    a about above after again against all alone also always am an and another any anything are around as at
-    away back bad be because been before being best better between big both but by can come could day did do
-    does doing done down during each even ever every everything few film films find for from fun funny get
-    give go going good great had has have having he her here hers him his home how i if in into is it its
-    just kind know last let life like little long look lot love made make many maybe me mine more most movie
-    movies much must my myself need never new next nice night no none nor not nothing now of off old on once
-    one only or other our out over own please pick recommend right same say see seen show similar so some
-    something soon still such suggest sure take than thank thanks that the their them then there these they
-    thing think this those though time to today too try two under until up us very want was watch watched
-    way we well were what when where which while who whom why will with without would yes yet you your yours
-    tonight weekend okay ok hi hello hey nope sorry tired bored free alone together family friends kids don
-    t s ve ll re d m didn doesn isn wasn won aren couldn wouldn
-    """.split()
-)
-
-# Surface forms -> genre names as the demo catalog spells them. Only forms whose genre
-# exists in the catalog are used; every catalog genre also matches its own name.
-GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "sci fi": ("Science Fiction",),
-    "scifi": ("Science Fiction",),
-    "sf": ("Science Fiction",),
-    "science fiction": ("Science Fiction",),
-    "romantic": ("Romance",),
-    "romances": ("Romance",),
-    "love story": ("Romance",),
-    "love stories": ("Romance",),
-    "rom com": ("Romance", "Comedy"),
-    "romcom": ("Romance", "Comedy"),
-    "romantic comedy": ("Romance", "Comedy"),
-    "romantic comedies": ("Romance", "Comedy"),
-    "scary": ("Horror",),
-    "horrors": ("Horror",),
-    "funny": ("Comedy",),
-    "comedies": ("Comedy",),
-    "comedic": ("Comedy",),
-    "animation": ("Animated",),
-    "animated": ("Animated",),
-    "cartoon": ("Animated",),
-    "cartoons": ("Animated",),
-    "anime": ("Animated",),
-    "documentaries": ("Documentary",),
-    "docs": ("Documentary",),
-    "biopic": ("Biography",),
-    "biopics": ("Biography",),
-    "biographical": ("Biography",),
-    "superheroes": ("Superhero",),
-    "super hero": ("Superhero",),
-    "kids": ("Family",),
-    "children": ("Family",),
-    "dramas": ("Drama",),
-    "dramatic": ("Drama",),
-    "film noir": ("Noir",),
-    "mysteries": ("Mystery",),
-    "whodunit": ("Mystery",),
-    "thrillers": ("Thriller",),
-    "westerns": ("Western",),
-    "cowboy": ("Western",),
-    "musicals": ("Musical",),
-    "war movies": ("War",),
-    "war films": ("War",),
-    "kung fu": ("Martial Arts",),
-    "crime": ("Crime",),
-    "gangster": ("Crime",),
-    "heist": ("Crime",),
-    "spies": ("Spy",),
-    "espionage": ("Spy",),
-    "slashers": ("Slasher",),
-    "adventures": ("Adventure",),
-    "sports": ("Sports",),
-    "sport": ("Sports",),
-    "historical": ("Historical",),
-    "period": ("Historical",),
-    "fantasies": ("Fantasy",),
-    "supernatural": ("Supernatural",),
-    "teen": ("Teen",),
-    "disaster": ("Disaster",),
-    "courtroom": ("Legal",),
-    "erotic": ("Erotic",),
-    "political": ("Political",),
-    "satire": ("Satire",),
-}
-
-NEGATORS = frozenset(
-    """
-    no not never nothing none without neither nor dont don t didn doesn isn wasn aren won cant cannot hate
-    hated hates dislike disliked dislikes avoid skip except exclude excluding
-    """.split()
-)
-POSITIVE = frozenset(
-    """
-    like liked likes love loved loves enjoy enjoyed enjoys adore adored want wanted prefer preferred fan
-    into favorite favourite favourites favorites recommend more similar dig mood lots plenty
-    """.split()
-)
-_NEVER_FLIPPED = frozenset("more lots plenty similar".split())
-# "anything but X", "everything but X": 'but' is a negator here, not a clause break.
-_BUT_NEGATING = frozenset(
-    """
-    anything everything all nothing
-    """.split()
-)
-_CLAUSE_BREAK = frozenset(
-    """
-    but however although though whereas yet
-    """.split()
-)
-# Evaluations after a mention: "Alien was boring", "horror is not for me".
-POST_NEGATIVE = frozenset(
-    """
-    boring awful terrible bad worst sucked sucks overrated hated disliked meh dull stupid annoying
-    """.split()
-)
-POST_POSITIVE = frozenset(
-    """
-    great amazing awesome loved fantastic brilliant excellent favorite favourite good best
-    """.split()
-)
-_POST_NEGATIVE_PHRASES = (
-    "is not for me",
-    "not for me",
-    "no thanks",
-    "isn t for me",
-    "is not my thing",
-    "isn t my thing",
-)
-SEEN_CUES = (
-    "already seen",
-    "already watched",
-    "have seen",
-    "ve seen",
-    "seen it",
-    "seen that",
-    "watched it",
-    "saw it",
-    "already saw",
-    "i saw",
-    "i watched",
-    "seen already",
-)
-
-# Spellings people use for titles the catalog writes otherwise.
-TITLE_ALIASES = {
-    "se7en": "seven",
-    "t2": "terminator 2 judgment day",
-    "lotr": "lord of the rings fellowship of the ring",
-}
 
 _TOKEN = re.compile(r"[^\W_]+|&", re.UNICODE)
 _YEAR = re.compile(r"^\s*\(?\s*((?:19|20)\d{2})\s*\)?")
@@ -273,8 +148,8 @@ class Linker:
             return len(key) > 3 and any(
                 t.text[:1].isupper() and t.norm != "i" and not (k == 0 and sentence_start) for k, t in enumerate(span)
             )
-        if len(words) == 1:
-            return span[0].text[:1].isupper()
+        if len(words) == 1:  # "Loved every minute of it" is no mention of "Loved" (1997)
+            return span[0].text[:1].isupper() and key not in POSITIVE | POST_POSITIVE | POST_NEGATIVE | NEGATORS
         return True
 
     def mentions(self, text: str) -> list[Mention]:
@@ -315,39 +190,118 @@ class Linker:
         return None
 
 
-def _polarities(tokens: list[Token]) -> list[int]:
-    """The polarity in force at each token: the last cue in the clause decides."""
+def _polarities(
+    tokens: list[Token], clauses: list[int] | None = None, inside: frozenset[int] = frozenset(), text: str = ""
+) -> list[int]:
+    """The polarity in force at each token: the last cue in the clause decides. 0: under a
+    negated experience verb ("I haven't seen X"), which says nothing about taste. Tokens in
+    ``inside`` (titles) are never cues: "Never Been Kissed", "Just Like Heaven"."""
     out: list[int] = []
-    polarity = 1
-    negated_recently = -99
+    polarity, negated_recently, experienced, negative_at, comma_at = 1, -99, False, -99, -99
     for k, tok in enumerate(tokens):
         w = tok.norm
         prev = tokens[k - 1].norm if k else ""
-        if w == "but" and prev in _BUT_NEGATING or w in {"except", "excluding"}:
+        if k and "," in text[tokens[k - 1].end : tok.start]:
+            comma_at = k
+        if clauses is not None and k and clauses[k] != clauses[k - 1]:
+            # A new sentence starts afresh; "I've seen X but not Y" keeps the verb across 'but'.
+            polarity, negated_recently, experienced, prev = 1, -99, experienced and w == "but", ""
+        if k in inside:
+            pass
+        elif w == "as" and k > 1 and tokens[k - 2].norm == "as" and prev:
+            polarity, negated_recently = 1, -99  # "not as good as X": X is the standard
+        elif w == "but" and prev in BUT_NEGATING or w in {"except", "excluding"}:
+            # "I have seen all of those except X": X is unseen, not disliked.
+            polarity, negated_recently = (0 if experienced else -1), k
+        elif w in CLAUSE_BREAK:
+            polarity, experienced = 1, experienced and w == "but"
+        elif w in NEGATORS and experienced and prev == "but":
+            polarity, experienced = 0, False  # "I've seen X but not Y": Y is unseen
+        elif w in NEGATED_POSITIVE and k - negated_recently <= 3:
+            polarity, negated_recently = 1, -99
+        elif w in EXPERIENCE:
+            if k - negated_recently <= 5:
+                polarity, negated_recently = 0, -99
+            experienced = True
+        elif w == "than" and prev == "other" or w in NEGATORS and not (w == "least" and prev == "at"):
             polarity, negated_recently = -1, k
-        elif w in _CLAUSE_BREAK:
-            polarity = 1
-        elif w == "than" and prev == "other" or w in NEGATORS:
-            polarity, negated_recently = -1, k
+            negative_at = k if w == "nothing" else negative_at
+        elif w in {"like", "similar"} and prev not in SUBJECTS and polarity < 0 and negative_at > comma_at:
+            pass  # "not into movies like Saw", "nothing similar to Ted": examples share the polarity
         elif w in POSITIVE:
             # "don't like", "not a fan of", "never enjoyed": a negator just before a verb flips it.
-            polarity = -1 if w not in _NEVER_FLIPPED and k - negated_recently <= 3 else 1
+            flipped = w not in NEVER_FLIPPED and k - negated_recently <= 3
+            polarity, negated_recently = (-1, -99) if flipped else (1, negated_recently)
+            negative_at = k if flipped else negative_at
         out.append(polarity)
     return out
 
 
-def _clause_bounds(text: str, tokens: list[Token]) -> list[int]:
-    """Clause number of each token: sentences and contrastive 'but' start new clauses."""
+def _clause_bounds(text: str, tokens: list[Token], inside: frozenset[int] = frozenset()) -> list[int]:
+    """Clause number of each token: sentences and contrastive 'but' start new clauses, never
+    inside a title ("Boo! A Madea Halloween")."""
     ids: list[int] = []
     clause = 0
     for k, tok in enumerate(tokens):
         gap = text[tokens[k - 1].end : tok.start] if k else ""
-        if re.search(r"[.;!?\n]", gap):
+        if re.search(r"[.;!?\n]", gap) and not (k in inside and k - 1 in inside):
             clause += 1
-        if tok.norm in _CLAUSE_BREAK and not (tok.norm == "but" and k and tokens[k - 1].norm in _BUT_NEGATING):
+        if (
+            tok.norm in CLAUSE_BREAK
+            and k not in inside
+            and not (tok.norm == "but" and k and tokens[k - 1].norm in BUT_NEGATING)
+        ):
             clause += 1
         ids.append(clause)
     return ids
+
+
+def _inert(text: str, tokens: list[Token], clauses: list[int], inside: frozenset[int]) -> frozenset[int]:
+    """Tokens that are no cue: words of titles, and a sentence-initial "No" or "Not really"
+    answering a question ("No, is it like RoboCop?", "No I haven't"), not "No romance"."""
+    answers: set[int] = set()
+    for k, t in enumerate(tokens):
+        n = 2 if t.norm == "not" and k + 1 < len(tokens) and tokens[k + 1].norm == "really" else 1
+        if (t.norm in {"no", "nope", "nah"} or n == 2) and (k == 0 or clauses[k] != clauses[k - 1]):
+            nxt = tokens[k + n].norm if k + n < len(tokens) else ""
+            if text[tokens[k + n - 1].end :].lstrip()[:1] in {",", "!", "."} or nxt in ANSWER_NEXT:
+                answers.update(range(k, k + n))
+    return inside | frozenset(answers)
+
+
+def _evaluation(words: list[str], verbs: bool = True) -> int:
+    """The opinion (-1, 0, +1) in words said of a film: "was boring", "not so much", "too
+    slow", "I didn't like it". With ``verbs`` False only descriptions count, not "I like"."""
+    text = " " + " ".join(words) + " "
+    if any(f" {phrase} " in text for phrase in POST_NEGATIVE_PHRASES):
+        return -1
+    if not NEGATORS.intersection(words) and any(f" {phrase} " in text for phrase in ACCEPTING):
+        return 1
+    negated = -99
+    for k, w in enumerate(words):
+        prev, nxt = words[k - 1] if k else "", words[k + 1] if k + 1 < len(words) else ""
+        if w in POST_NEGATIVE and (verbs or w not in NEGATORS):
+            return 1 if k - negated <= 3 else -1
+        if w in NEGATORS:
+            negated = k
+        elif w == "too" and nxt and nxt not in NOT_AFTER_TOO:
+            return 1 if nxt in POST_POSITIVE else -1
+        elif w in POST_POSITIVE or verbs and w in POSITIVE - NEVER_FLIPPED - {"like", "likes", "recommend"}:
+            return -1 if k - negated <= 4 else 1
+        elif (
+            verbs
+            and w in {"like", "likes"}
+            and (nxt in ANAPHORS or prev in SUBJECTS - {"t"} or words[k - 2 : k] == ["didn", "t"])
+        ):
+            return -1 if k - negated <= 4 else 1  # the verb, not "a film like Y"
+    return 0
+
+
+def _is_question(tokens: list[Token], text: str) -> bool:
+    """A sentence that asks ("Have you seen X?", "What is X about", "Is X animated?")."""
+    first, second = tokens[0].norm, tokens[1].norm if len(tokens) > 1 else ""
+    ends = text[tokens[-1].end :].lstrip()[:1] == "?"
+    return ends or first in QUESTION_WORDS or first in QUESTION_AUX and second in YOU
 
 
 def understand(text: str, linker: Linker, turn: int = 0) -> BeliefUpdate:
@@ -356,35 +310,72 @@ def understand(text: str, linker: Linker, turn: int = 0) -> BeliefUpdate:
     if not tokens:
         return BeliefUpdate()
     mentions = linker.mentions(text)
-    polarity = _polarities(tokens)
-    clauses = _clause_bounds(text, tokens)
-    prefs: list[Preference] = []
+    inside = frozenset(k for m in mentions for k in range(m.start, m.end))
+    clauses = _clause_bounds(text, tokens, inside)
+    inside = _inert(text, tokens, clauses, inside)
+    polarity = _polarities(tokens, clauses, inside, text)
+    words = [t.norm for t in tokens]
+    pols: list[int] = []
     seen: list[str] = []
-    for m in mentions:
-        pol: Polarity = 1 if polarity[m.start] > 0 else -1
-        clause_tokens = [t for t, c in zip(tokens, clauses, strict=True) if c == clauses[m.start]]
-        clause_text = " ".join(t.norm for t in clause_tokens)
-        after = [t.norm for t, c in zip(tokens[m.end :], clauses[m.end :], strict=False) if c == clauses[m.start]][:6]
-        before = [t.norm for t, c in zip(tokens[: m.start], clauses[: m.start], strict=True) if c == clauses[m.start]]
-        # No cue before the mention: an evaluation after it may decide ("Alien was boring").
-        if (
-            pol > 0
-            and not any(w in NEGATORS or w in POSITIVE for w in before)
-            and (any(w in POST_NEGATIVE for w in after) or " ".join(after).startswith(_POST_NEGATIVE_PHRASES))
-        ):
-            pol = -1
-        if m.kind == "item" and any(cue in " " + clause_text for cue in SEEN_CUES):
-            opinion = any(w in POST_NEGATIVE | POST_POSITIVE | POSITIVE for w in after + before)
+    for i, m in enumerate(mentions):
+        c = clauses[m.start]
+        span = [k for k, ck in enumerate(clauses) if ck == c]
+        nxt = mentions[i + 1].start if i + 1 < len(mentions) else len(tokens)
+        before = [words[k] for k in span if k < m.start and k not in inside]
+        after = [words[k] for k in span if m.end <= k < nxt and k not in inside][:8]
+        pol = polarity[m.start]
+        cue = any(w in NEGATORS or w in POSITIVE for w in before[-6:])
+        post = _evaluation(after)
+        question = _is_question([tokens[k] for k in span], text) or any(
+            w in YOU and nxt_w in EXPERIENCE for w, nxt_w in zip(before, before[1:], strict=False)
+        )
+        if post and (not cue or pol == 0):
+            pol = post  # "Alien was boring", "I haven't seen X but it looks good"
+        elif question and not any(w in NEGATORS or w in POSITIVE - {"recommend"} for w in before):
+            pol = 0  # "Have you seen X?", "What is X about?"
+        if m.kind == "item" and pol != 0 and any(cue in " " + " ".join(words[k] for k in span) for cue in SEEN_CUES):
             seen.append(m.value)
-            if not opinion:
-                continue
-        prefs.append(Preference(m.kind, m.value, pol, turn=turn, source="rule", text=m.text))
+            if not (post or any(w in POSITIVE or w in NEGATORS for w in before)):
+                pol = 0  # "I've seen Se7en": seen, no opinion (yet)
+        pols.append(pol)
+    _resolve_anaphora(words, clauses, inside, polarity, mentions, pols)
+    prefs = [
+        Preference(m.kind, m.value, 1 if p > 0 else -1, turn=turn, source="rule", text=m.text)
+        for m, p in zip(mentions, pols, strict=True)
+        if p != 0
+    ]
     # One statement per thing: the last mention in the message wins.
     unique: dict[tuple[str, str], Preference] = {}
     for p in prefs:
         unique.pop(p.key, None)
         unique[p.key] = p
     return BeliefUpdate(preferences=tuple(unique.values()), seen=tuple(dict.fromkeys(seen)))
+
+
+def _resolve_anaphora(
+    words: list[str], clauses: list[int], inside: frozenset[int], polarity: list[int], mentions: list, pols: list[int]
+) -> None:
+    """A later clause that names no entity but judges "it" ("I saw X. It was cute", "I've seen
+    X but didn't like it") or, after "but", just judges ("X was ok, but not my cup of tea")
+    gives the last film named in the clause or two before it its polarity."""
+    by_clause: dict[int, list[int]] = {}
+    for k, c in enumerate(clauses):
+        by_clause.setdefault(c, []).append(k)
+    named = {clauses[m.start] for m in mentions}
+    for c, ks in by_clause.items():
+        if c in named:
+            continue
+        clause_words = [words[k] for k in ks if k not in inside]
+        anaphoric = any(  # "it was cute", "didn't like it", not "that director's other films"
+            w in ANAPHORS and (j + 1 == len(clause_words) or clause_words[j + 1] in AFTER_ANAPHOR)
+            for j, w in enumerate(clause_words)
+        )
+        if not anaphoric and not (clause_words and clause_words[0] in ELLIPTIC):
+            continue
+        evaluation = _evaluation(clause_words, verbs=anaphoric)
+        earlier = [i for i, m in enumerate(mentions) if m.kind == "item" and c - 2 <= clauses[m.start] < c]
+        if evaluation and earlier:
+            pols[earlier[-1]] = evaluation
 
 
 def describe(prefs: Iterable[Preference], catalog: Catalog) -> list[str]:
@@ -406,5 +397,6 @@ def positive_text(text: str) -> str:
     tokens = tokenize(text)
     if not tokens:
         return ""
-    polarity = _polarities(tokens)
+    clauses = _clause_bounds(text, tokens)
+    polarity = _polarities(tokens, clauses, _inert(text, tokens, clauses, frozenset()), text)
     return " ".join(t.text for t, p in zip(tokens, polarity, strict=True) if p > 0 and t.norm not in NEGATORS)

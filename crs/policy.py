@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from crs.nlu import COMMON_WORDS, NEGATORS, POSITIVE, tokenize
+from crs.lexicon import COMMON_WORDS, NEGATORS, POSITIVE
+from crs.nlu import tokenize
 from crs.state import BeliefState
 
 ActKind = Literal["ask", "recommend", "no_results"]

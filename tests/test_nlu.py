@@ -63,3 +63,55 @@ def test_hostile_and_odd_text(linker: Linker) -> None:
 
 def test_positive_text_drops_negated_words() -> None:
     assert positive_text("I loved Alien but no romance please") == "I loved Alien but"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A negated experience verb says nothing about taste.
+        ("I haven't seen Titanic yet", set()),
+        ("I don't think I have seen Alien", set()),
+        ("I've seen Alien but not Aliens", set()),
+        # Negation governing a verb, and the cue words inside titles are no cues.
+        ("I didn't like Titanic", {("item", "titanic-1997", -1)}),
+        ("I'm not a fan of Titanic", {("item", "titanic-1997", -1)}),
+        ("I can't wait for Aliens", {("item", "aliens-1986", 1)}),
+        # Evaluations after the mention.
+        ("Titanic was too slow", {("item", "titanic-1997", -1)}),
+        ("Titanic not so much", {("item", "titanic-1997", -1)}),
+        ("Aliens is not as good as Alien", {("item", "aliens-1986", -1), ("item", "alien-1979", 1)}),
+        # Questions from the seeker are no preference.
+        ("Have you seen Titanic?", set()),
+        ("What is Titanic about", set()),
+        ("No, is it like Alien?", {("item", "alien-1979", 1)}),
+        # A new sentence starts afresh.
+        ("No horror. Something like Alien", {("genre", "Horror", -1), ("item", "alien-1979", 1)}),
+        # Examples after a negated verb share its polarity.
+        ("I'm not into gory movies like Alien", {("item", "alien-1979", -1)}),
+    ],
+)
+def test_polarity_rules(text: str, expected: set, linker: Linker) -> None:
+    assert prefs(text, linker) == expected
+
+
+def test_seen_then_judged(linker: Linker) -> None:
+    # "it" and elliptical sentences carry the opinion back to the film just named.
+    for text, polarity in [
+        ("I've seen Titanic and loved it", 1),
+        ("I saw Titanic but didn't like it", -1),
+        ("I have seen Titanic. It was boring", -1),
+        ("I saw Titanic. Great movie!", 1),
+        ("Titanic was ok, but not my cup of tea", -1),
+    ]:
+        update = understand(text, linker)
+        assert {(p.value, p.polarity) for p in update.preferences} == {("titanic-1997", polarity)}, text
+    update = understand("I have seen Titanic. I don't like that director's other films", linker)
+    assert update.seen == ("titanic-1997",) and update.preferences == ()
+
+
+def test_opinion_words_are_not_one_word_titles(linker: Linker) -> None:
+    assert prefs("Loved every minute of Titanic", linker) == {("item", "titanic-1997", 1)}
+
+
+def test_positive_text_resets_at_sentences() -> None:
+    assert positive_text("No horror. Something funny") == "Something funny"

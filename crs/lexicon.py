@@ -1,0 +1,163 @@
+"""Word lists the understanding rules use: cue words, genre synonyms, title aliases.
+
+Kept apart from the rules in ``crs.nlu`` so they can be read and extended on their own.
+"""
+
+from __future__ import annotations
+
+MAX_TITLE_TOKENS = 10
+
+# Words that are also film titles but almost never mean one in a request.
+COMMON_WORDS = frozenset(
+    """
+    a about above after again against all alone also always am an and another any anything are around as at
+    away back bad be because been before being best better between big both but by can come could day did do
+    does doing done down during each even ever every everything few film films find for from fun funny get
+    give go going good great had has have having he her here hers him his home how i if in into is it its
+    just kind know last let life like little long look lot love made make many maybe me mine more most movie
+    movies much must my myself need never new next nice night no none nor not nothing now of off old on once
+    one only or other our out over own please pick recommend right same say see seen show similar so some
+    something soon still such suggest sure take than thank thanks that the their them then there these they
+    thing think this those though time to today too try two under until up us very want was watch watched
+    way we well were what when where which while who whom why will with without would yes yet you your yours
+    tonight weekend okay ok hi hello hey nope sorry tired bored free alone together family friends kids don
+    t s ve ll re d m didn doesn isn wasn won aren couldn wouldn haven hasn hadn weren shouldn
+    """.split()
+)
+
+# Surface forms -> genre names as the demo catalog spells them. Only forms whose genre
+# exists in the catalog are used; every catalog genre also matches its own name.
+GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "sci fi": ("Science Fiction",),
+    "scifi": ("Science Fiction",),
+    "sf": ("Science Fiction",),
+    "science fiction": ("Science Fiction",),
+    "romantic": ("Romance",),
+    "romances": ("Romance",),
+    "love story": ("Romance",),
+    "love stories": ("Romance",),
+    "rom com": ("Romance", "Comedy"),
+    "romcom": ("Romance", "Comedy"),
+    "romantic comedy": ("Romance", "Comedy"),
+    "romantic comedies": ("Romance", "Comedy"),
+    "scary": ("Horror",),
+    "horrors": ("Horror",),
+    "funny": ("Comedy",),
+    "comedies": ("Comedy",),
+    "comedic": ("Comedy",),
+    "animation": ("Animated",),
+    "animated": ("Animated",),
+    "cartoon": ("Animated",),
+    "cartoons": ("Animated",),
+    "anime": ("Animated",),
+    "documentaries": ("Documentary",),
+    "docs": ("Documentary",),
+    "biopic": ("Biography",),
+    "biopics": ("Biography",),
+    "biographical": ("Biography",),
+    "superheroes": ("Superhero",),
+    "super hero": ("Superhero",),
+    "kids": ("Family",),
+    "children": ("Family",),
+    "dramas": ("Drama",),
+    "dramatic": ("Drama",),
+    "film noir": ("Noir",),
+    "mysteries": ("Mystery",),
+    "whodunit": ("Mystery",),
+    "thrillers": ("Thriller",),
+    "westerns": ("Western",),
+    "cowboy": ("Western",),
+    "musicals": ("Musical",),
+    "war movies": ("War",),
+    "war films": ("War",),
+    "kung fu": ("Martial Arts",),
+    "crime": ("Crime",),
+    "gangster": ("Crime",),
+    "heist": ("Crime",),
+    "spies": ("Spy",),
+    "espionage": ("Spy",),
+    "slashers": ("Slasher",),
+    "adventures": ("Adventure",),
+    "sports": ("Sports",),
+    "sport": ("Sports",),
+    "historical": ("Historical",),
+    "period": ("Historical",),
+    "fantasies": ("Fantasy",),
+    "supernatural": ("Supernatural",),
+    "teen": ("Teen",),
+    "disaster": ("Disaster",),
+    "courtroom": ("Legal",),
+    "erotic": ("Erotic",),
+    "political": ("Political",),
+    "satire": ("Satire",),
+}
+
+NEGATORS = frozenset(
+    """
+    no not never nothing none without neither nor dont don t didn doesn isn wasn aren won cant cannot hate
+    hated hates dislike disliked dislikes avoid skip except exclude excluding haven hasn hadn weren least
+    """.split()
+)
+POSITIVE = frozenset(
+    """
+    like liked likes love loved loves enjoy enjoyed enjoys adore adored want wanted prefer preferred fan
+    into favorite favourite favourites favorites recommend more similar dig mood lots plenty care interested
+    """.split()
+)
+NEVER_FLIPPED = frozenset("more lots plenty similar".split())
+# Verbs that report experience, not taste: "I haven't seen X" is neither a like nor a dislike.
+EXPERIENCE = frozenset(
+    "see seen saw watch watched watching heard hear tried read know knew realize remember sure".split()
+)
+# Negated, these mean eagerness: "can't wait for X", "can't get enough of X".
+NEGATED_POSITIVE = frozenset("wait enough".split())
+# "anything but X", "everything but X": 'but' is a negator here, not a clause break.
+BUT_NEGATING = frozenset("anything everything all nothing".split())
+CLAUSE_BREAK = frozenset("but however although though whereas yet".split())
+# Evaluations after a mention or of "it": "Alien was boring", "horror is not for me".
+POST_NEGATIVE = frozenset(
+    """
+    boring awful terrible bad worst sucked sucks overrated hated disliked meh dull stupid annoying horrible
+    disappointing disappointed disappointment letdown cheesy corny gross lame silly slow depressing confusing
+    hate hates dislike dislikes
+    """.split()
+)
+POST_POSITIVE = frozenset(
+    """
+    great amazing awesome loved fantastic brilliant excellent favorite favourite favorites favourites good best
+    funny hilarious cute classic enjoyed love loves enjoy adore adored fan interested fun cool enjoyable
+    entertaining delightful decent solid
+    """.split()
+)
+POST_NEGATIVE_PHRASES = tuple(
+    "not for me|no thanks|isn t for me|isn t my thing|not my|not really my|not one of my|not so much|not that much|"
+    "a bit much|turns me off|turned me off|let down|not as good|wasn t as good|isn t as good".split("|")
+)
+# Taking up a suggestion: "I'll check it out", "want to see it".
+ACCEPTING = ("check it out", "check that out", "check them out", "want to", "will watch", "ll watch", "my list")
+# A sentence that opens like this and names nothing judges the film just named ("Great movie!").
+ELLIPTIC = POST_POSITIVE | POST_NEGATIVE | frozenset("but not so really very pretty such what too".split())
+# "too" + a word is a complaint ("too slow", "a little too young") unless the word is praise.
+NOT_AFTER_TOO = frozenset("i and but so lol haha the a as though me it that is was much many".split())
+ANAPHORS = frozenset("it that this them those".split())
+AFTER_ANAPHOR = frozenset(
+    "was is s wasn isn one movie film too either at all much a so very though lol haha and but".split()
+)
+# A sentence opening like this asks; a title in it without a taste cue is no preference.
+QUESTION_WORDS = frozenset("what whats which who how is was are were".split())
+QUESTION_AUX = frozenset("have has did do does".split())
+YOU = frozenset("you u ya anyone".split())
+ANSWER_NEXT = frozenset("i i m im ive is it that thanks thank sorry but we not haven".split())
+# Before these, "like" is the verb ("I like", "don't like"); elsewhere it introduces examples.
+SUBJECTS = frozenset("i we you they he she d ll would really also t do did just still".split())
+SEEN_CUES = tuple(
+    "already seen|already watched|have seen|ve seen|seen it|seen that|watched it|"
+    "saw it|already saw|i saw|i watched|seen already|we saw|we watched".split("|")
+)
+
+# Spellings people use for titles the catalog writes otherwise.
+TITLE_ALIASES = {
+    "se7en": "seven",
+    "t2": "terminator 2 judgment day",
+    "lotr": "lord of the rings fellowship of the ring",
+}
