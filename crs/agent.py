@@ -8,11 +8,12 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
 
-from crs import nlu
+from crs import answers, nlu
 from crs.catalog import Catalog, Item, load_catalog
 from crs.config import Config
 from crs.grounding import GroundingGuard
-from crs.llm import ChatModel, LLMError, load_chat_model
+from crs.intents import Intent, read_intent
+from crs.llm import ChatModel, LLMError, Message, load_chat_model
 from crs.policy import Act, decide
 from crs.prompts import Prompts
 from crs.state import (
@@ -100,21 +101,35 @@ class Agent:
             yield FinalEvent(reply, (), session.belief, "ask")
             return
         turn_no = len(session.turns) + 1
-        update = nlu.understand(message, self.linker, turn=turn_no)
+        intent = read_intent(message, self.linker, session.belief, turn_no)
+        update = nlu.understand(message, self.linker, turn=turn_no).merged(intent.update)
         belief = apply(session.belief, update)
         yield StateEvent(belief, update)
 
-        act = decide(belief, message)
+        act = decide(belief, message, intent)
         tools: list[ToolEvent] = []
         shown: list[Candidate] = []
         if act.kind == "recommend":
-            shown, tool_events = self._recommend(message, belief)
+            query = self.query_text(message, belief)
+            if intent.critique and session.turns:
+                # "something newer": keep searching for what the last request asked for.
+                query = "\n".join([query, nlu.positive_text(session.turns[-1].user)])
+            shown, tool_events = self._recommend(query, belief)
             tools += tool_events
             yield from tool_events
             if not shown:
                 act = Act("no_results", "every candidate was excluded")
+        elif act.item_id is not None:
+            _, event = run_tool(
+                "lookup_item",
+                lambda item_id: self.catalog.get(item_id),
+                lambda out: f"record of {out.label}" if out else "not in the catalog",
+                item_id=act.item_id,
+            )
+            tools.append(event)
+            yield event
         reply_parts: list[str] = []
-        for event in self._reply(act, message, belief, shown):
+        for event in self._reply(act, message, belief, shown, intent):
             if isinstance(event, TokenEvent):
                 reply_parts.append(event.text)
             yield event
@@ -144,16 +159,21 @@ class Agent:
         people = belief.values("person", 1)
         if people:
             parts.append("Starring " + ", ".join(people))
+        keywords = belief.values("keyword", 1)
+        if keywords:
+            parts.append(", ".join(keywords))
         return "\n".join(p for p in parts if p.strip())
 
-    def _recommend(self, message: str, belief: BeliefState) -> tuple[list[Candidate], list[ToolEvent]]:
+    def _recommend(self, query: str, belief: BeliefState) -> tuple[list[Candidate], list[ToolEvent]]:
         events = []
         candidates, event = run_tool(
             "retrieve",
             lambda **kw: retrieve(self.store, self.catalog, **kw),
             lambda out: f"{len(out)} candidates from the item store",
-            query=self.query_text(message, belief),
+            query=query,
             k=self.cfg.retrieval.candidates,
+            year_min=belief.year_min,
+            year_max=belief.year_max,
             like_ids=belief.liked_items[-3:],
             exclude_genres=belief.disliked_genres,
             exclude_ids=sorted(belief.excluded_items | set(belief.shown)),
@@ -176,18 +196,49 @@ class Agent:
             return False
         if any(item.has_genre(g) for g in belief.disliked_genres):
             return False
+        year_min, year_max = belief.year_min, belief.year_max
+        if (year_min or year_max) and not item.year:
+            return False
+        if (year_min and item.year < year_min) or (year_max and item.year > year_max):  # type: ignore[operator]
+            return False
         banned = {p.casefold() for p in belief.values("person", -1)}
         return not any(c.casefold() in banned for c in item.cast)
 
-    def _reply(self, act: Act, message: str, belief: BeliefState, shown: list[Candidate]) -> Iterator[Event]:
+    def _reply(
+        self, act: Act, message: str, belief: BeliefState, shown: list[Candidate], intent: Intent
+    ) -> Iterator[Event]:
         dislikes = nlu.describe([p for p in belief.preferences if p.polarity < 0], self.catalog)
         quoted = message.replace('"', "'")[:1000]
+        allowed = (
+            {c.item.id for c in shown} | {p.value for p in belief.preferences if p.kind == "item"} | set(belief.seen)
+        )
+        required = ""
         if act.kind == "ask":
             messages = self.prompts.render("ask", message=quoted, genres=self.catalog.genres()[:6])
             fallback = "What kind of movie are you in the mood for? Tell me a film you loved, or a genre."
         elif act.kind == "no_results":
-            messages = self.prompts.render("no_results", message=quoted, dislikes=[d[2:] for d in dislikes])
-            fallback = "Nothing in the catalog fits all of that. Could you relax one of your wishes?"
+            # Said plainly: the small local model turns this into an echo of the prompt.
+            limits = [d[2:] for d in dislikes]
+            if belief.year_min or belief.year_max:
+                limits.append(f"years {belief.year_min or '…'}–{belief.year_max or '…'}")
+            yield TokenEvent(
+                "Nothing left in the catalog fits all of that"
+                + (f" ({'; '.join(limits)})" if limits else "")
+                + ". Could you relax one of your wishes, or try another genre?"
+            )
+            return
+        elif act.kind == "explain" and act.item_id and (item := self.catalog.get(act.item_id)):
+            # The reasons come from the belief and the record; said plainly, they stay true.
+            yield TokenEvent(answers.explanation(item, belief, self.catalog))
+            return
+        elif act.kind == "answer" and act.item_id and (item := self.catalog.get(act.item_id)):
+            allowed = allowed | {item.id}
+            facts = answers.answer_facts(item, intent.about)
+            if not facts.key:  # plots and overviews: the record's own words beat a paraphrase
+                yield TokenEvent(facts.text)
+                return
+            messages = self.prompts.render("answer", question=quoted, facts=facts.context, answer=facts.text)
+            fallback, required = facts.text, facts.key
         else:
             top = shown[0].item
             messages = self.prompts.render(
@@ -197,21 +248,34 @@ class Agent:
                 blurb=first_sentences(top.summary, 2)[:320] or ", ".join(top.genres),
             )
             fallback = f"My top pick for you is {top.label}."
-        allowed = (
-            {c.item.id for c in shown} | {p.value for p in belief.preferences if p.kind == "item"} | set(belief.seen)
-        )
-        guard = GroundingGuard(self.linker, allowed)
-        emitted = False
+        banned = belief.disliked_genres + belief.values("person", -1)
+        yield from self._phrase(messages, allowed, fallback, required, banned)
+        if act.kind == "recommend":
+            lines = [
+                f"{n}. {c.item.label}: {', '.join(c.item.genres) or 'no genre listed'}" for n, c in enumerate(shown, 1)
+            ]
+            yield TokenEvent("\n\nMy picks:\n" + "\n".join(lines))
+
+    def _phrase(
+        self, messages: list[Message], allowed: set[str], fallback: str, required: str, banned: list[str]
+    ) -> Iterator[Event]:
+        """Stream the LLM's wording through the grounding guard; use ``fallback`` when it
+        fails, says nothing usable, or (with ``required``) leaves out the fact it must state.
+        Sentences naming what the user ruled out (``banned``) are dropped too."""
+        guard = GroundingGuard(self.linker, allowed, banned=banned)
+        emitted: list[str] = []
         try:
             for delta in self.llm.stream(messages, max_new_tokens=self.cfg.llm.max_new_tokens):
                 safe = guard.feed(delta)
                 if safe:
-                    emitted = True
-                    yield TokenEvent(safe)
-            tail = guard.flush(drop_fragment=emitted)
+                    emitted.append(safe)
+                    if not required:
+                        yield TokenEvent(safe)
+            tail = guard.flush(drop_fragment=bool(emitted))
             if tail:
-                emitted = True
-                yield TokenEvent(tail)
+                emitted.append(tail)
+                if not required:
+                    yield TokenEvent(tail)
         except LLMError as exc:
             log.warning("LLM failed: %s", exc)
             yield NoticeEvent(f"The language model failed ({exc}); showing a plain answer instead.")
@@ -220,13 +284,12 @@ class Agent:
             yield NoticeEvent("The language model failed; showing a plain answer instead.")
         if guard.removed:
             log.info("grounding guard removed %d sentence(s)", len(guard.removed))
-        if not emitted:
+        text = "".join(emitted)
+        if required:
+            # Checked whole before showing: a fact the model got wrong must not flash by.
+            yield TokenEvent(text if required.casefold() in text.casefold() else fallback)
+        elif not emitted:
             yield TokenEvent(fallback)
-        if act.kind == "recommend":
-            lines = [
-                f"{n}. {c.item.label}: {', '.join(c.item.genres) or 'no genre listed'}" for n, c in enumerate(shown, 1)
-            ]
-            yield TokenEvent("\n\nMy picks:\n" + "\n".join(lines))
 
 
 def new_session(session_id: str = "local", user: str = "local") -> Session:

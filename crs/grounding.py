@@ -25,12 +25,16 @@ _DATED = re.compile(r"((?:[A-Z0-9][\w'’:&!?,.\-]*\s?){1,8})\((?:19|20)\d{2}\)"
 class GroundingGuard:
     linker: Linker
     allowed: Collection[str]  # item ids the reply may name
+    banned: Collection[str] = ()  # words a sentence may not contain (genres, people the user rejected)
     removed: list[str] = field(default_factory=list)
     named: list[str] = field(default_factory=list)  # allowed ids named in kept text, in order
     _buffer: str = ""
 
     def check(self, sentence: str) -> bool:
-        """True if every title in the sentence is an allowed item."""
+        """True if every title in the sentence is an allowed item and it names nothing banned."""
+        folded = sentence.casefold()
+        if any(re.search(rf"\b{re.escape(word.casefold())}", folded) for word in self.banned):
+            return False
         ids = [m.value for m in self.linker.mentions(sentence) if m.kind == "item"]
         for pattern in (_QUOTED, _DATED):
             for m in pattern.finditer(sentence):

@@ -29,15 +29,39 @@ class Preference:
 
 
 @dataclass(frozen=True)
+class Constraint:
+    """A hard limit on what may be recommended ("nothing before 1980")."""
+
+    kind: Literal["year_min", "year_max"]
+    value: int
+    turn: int = 0
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class BeliefUpdate:
     """What one message says, before it is merged into the belief."""
 
     preferences: tuple[Preference, ...] = ()
     seen: tuple[str, ...] = ()  # item ids the user has already seen (excluded, not disliked)
     retract: tuple[tuple[str, str], ...] = ()  # preference keys to forget
+    constraints: tuple[Constraint, ...] = ()  # replace earlier constraints of the same kind
+    accepted: tuple[str, ...] = ()  # recommended items the user took up
 
     def is_empty(self) -> bool:
-        return not (self.preferences or self.seen or self.retract)
+        return not (self.preferences or self.seen or self.retract or self.constraints or self.accepted)
+
+    def merged(self, other: BeliefUpdate) -> BeliefUpdate:
+        """Both updates; where they speak of the same thing, ``other`` wins."""
+        keys = {p.key for p in other.preferences}
+        kinds = {c.kind for c in other.constraints}
+        return BeliefUpdate(
+            preferences=tuple(p for p in self.preferences if p.key not in keys) + other.preferences,
+            seen=tuple(dict.fromkeys(self.seen + other.seen)),
+            retract=self.retract + other.retract,
+            constraints=tuple(c for c in self.constraints if c.kind not in kinds) + other.constraints,
+            accepted=tuple(dict.fromkeys(self.accepted + other.accepted)),
+        )
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,20 @@ class BeliefState:
     preferences: tuple[Preference, ...] = ()
     seen: tuple[str, ...] = ()
     shown: tuple[str, ...] = ()  # item ids recommended so far, in order
+    last_shown: tuple[str, ...] = ()  # the items of the latest recommendation, best first
+    constraints: tuple[Constraint, ...] = ()
+    accepted: tuple[str, ...] = ()
+
+    def constraint(self, kind: str) -> int | None:
+        return next((c.value for c in self.constraints if c.kind == kind), None)
+
+    @property
+    def year_min(self) -> int | None:
+        return self.constraint("year_min")
+
+    @property
+    def year_max(self) -> int | None:
+        return self.constraint("year_max")
 
     def values(self, kind: Kind, polarity: Polarity) -> list[str]:
         return [p.value for p in self.preferences if p.kind == kind and p.polarity == polarity]
@@ -67,11 +105,12 @@ class BeliefState:
 
     @property
     def excluded_items(self) -> set[str]:
-        """Items never to recommend: rejected, already seen, or named as liked (already known)."""
-        return set(self.disliked_items) | set(self.seen) | set(self.liked_items)
+        """Items never to recommend: rejected, already seen, named as liked (already known) or
+        taken up."""
+        return set(self.disliked_items) | set(self.seen) | set(self.liked_items) | set(self.accepted)
 
     def is_empty(self) -> bool:
-        return not (self.preferences or self.seen)
+        return not (self.preferences or self.seen or self.constraints)
 
 
 def apply(belief: BeliefState, update: BeliefUpdate) -> BeliefState:
@@ -80,11 +119,19 @@ def apply(belief: BeliefState, update: BeliefUpdate) -> BeliefState:
     new_keys = {p.key for p in update.preferences}
     kept = tuple(p for p in belief.preferences if p.key not in new_keys and p.key not in retract)
     seen = belief.seen + tuple(s for s in dict.fromkeys(update.seen) if s not in belief.seen)
-    return replace(belief, preferences=kept + update.preferences, seen=seen)
+    kinds = {c.kind for c in update.constraints}
+    constraints = tuple(c for c in belief.constraints if c.kind not in kinds) + update.constraints
+    accepted = belief.accepted + tuple(a for a in dict.fromkeys(update.accepted) if a not in belief.accepted)
+    return replace(belief, preferences=kept + update.preferences, seen=seen, constraints=constraints, accepted=accepted)
 
 
 def mark_shown(belief: BeliefState, item_ids: list[str]) -> BeliefState:
-    return replace(belief, shown=belief.shown + tuple(i for i in item_ids if i not in belief.shown))
+    """Record a recommendation: its items are never shown again, and critiques refer to it."""
+    return replace(
+        belief,
+        shown=belief.shown + tuple(i for i in item_ids if i not in belief.shown),
+        last_shown=tuple(item_ids) if item_ids else belief.last_shown,
+    )
 
 
 # ---- events the agent yields and the UI renders -------------------------------------------

@@ -20,6 +20,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# What a critique keyword looks like in an item's text.
+KEYWORD_STEMS: dict[str, tuple[str, ...]] = {
+    "violent": ("violen", "gore", "gory", "brutal", "bloody", "slasher", "massacre", "murder", "kill"),
+    "dark": ("dark", "bleak", "grim", "tragic", "disturbing", "horror", "death"),
+}
+
+
 @dataclass(frozen=True)
 class Candidate:
     item: Item
@@ -34,6 +41,8 @@ def retrieve(
     query: str,
     k: int = 50,
     like_ids: Sequence[str] = (),
+    year_min: int | None = None,
+    year_max: int | None = None,
     exclude_genres: Sequence[str] = (),
     exclude_ids: Sequence[str] = (),
     exclude_people: Sequence[str] = (),
@@ -80,6 +89,7 @@ def score(candidates: Sequence[Candidate], belief: BeliefState, k: int = 5) -> l
     popularity prior. Items the user rejected or has seen never come back."""
     liked_genres = {g.casefold() for g in belief.liked_genres}
     liked_people = {p.casefold() for p in belief.values("person", 1)}
+    keywords = [(k, p.polarity) for p in belief.preferences if p.kind == "keyword" for k in [p.value]]
     excluded = belief.excluded_items
     ranked = []
     for cand in candidates:
@@ -88,6 +98,10 @@ def score(candidates: Sequence[Candidate], belief: BeliefState, k: int = 5) -> l
         reasons = [g for g in cand.item.genres if g.casefold() in liked_genres]
         reasons += [p for p in cand.item.cast if p.casefold() in liked_people]
         bonus = 0.08 * len(reasons) + 0.01 * math.log1p(cand.item.popularity)
+        text = " ".join((cand.item.summary, *cand.item.genres)).casefold()
+        for keyword, polarity in keywords:
+            if any(stem in text for stem in KEYWORD_STEMS.get(keyword.casefold(), (keyword.casefold(),))):
+                bonus += 0.1 * polarity  # "less violent": violent films sink, they are not banned
         ranked.append(Candidate(cand.item, cand.similarity, cand.similarity + bonus, tuple(reasons)))
     ranked.sort(key=lambda c: -c.score)
     return ranked[:k]

@@ -113,3 +113,40 @@ def test_clean_message() -> None:
     text, notes = clean_message("x" * 50, 10)
     assert text == "x" * 10 and "50 characters" in notes[0]
     assert clean_message(None, 10) == ("", [])
+
+
+def test_critiques_constraints_questions_and_explanations(store, catalog: Catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    """A whole conversation over the real index: every turn's act and exclusions hold."""
+    agent = make_agent(store, catalog, ScriptedChatModel(default="A good pick."), tmp_path)
+    session = Session()
+    first = agent.respond(session, "I want a crime thriller, no horror")
+    assert first.act == "recommend" and first.items
+    assert not [i for i in first.items if i.has_genre("Horror")]
+
+    rejected = first.items[0]
+    second = agent.respond(session, "not that one")
+    assert second.act == "recommend" and rejected.id not in [i.id for i in second.items]
+    assert rejected.id in second.belief.disliked_items
+
+    third = agent.respond(session, "nothing before 1990")
+    assert third.items and all(i.year and i.year >= 1990 for i in third.items)
+    assert not [i for i in third.items if i.has_genre("Horror")]  # earlier dislikes still hold
+
+    shown_before = {i.id for t in session.turns for i in map(catalog.get, t.item_ids) if i}
+    fourth = agent.respond(session, "who directed Heat?")
+    assert fourth.act == "answer" and "Michael Mann" in fourth.reply and fourth.items == ()
+
+    fifth = agent.respond(session, "why did you recommend that one?")
+    assert fifth.act == "explain" and fifth.reply.startswith(f"I picked {catalog[third.belief.last_shown[0]].label}")
+
+    sixth = agent.respond(session, "something from the 70s")
+    assert sixth.items and all(1970 <= (i.year or 0) <= 1979 for i in sixth.items)
+    assert not {i.id for i in sixth.items} & shown_before  # never the same film twice
+
+
+def test_wrong_fact_from_the_llm_is_replaced(store, catalog: Catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    llm = ScriptedChatModel()
+    llm.enqueue("Heat was directed by Steven Spielberg, a true master.")
+    agent = make_agent(store, catalog, llm, tmp_path)
+    final = agent.respond(Session(), "who directed Heat?")
+    assert final.reply == "Heat (1995) was directed by Michael Mann."

@@ -39,3 +39,10 @@ def test_unfinished_last_sentence_is_dropped_only_after_a_whole_one(linker: Link
     guard = GroundingGuard(linker, set())
     guard.feed("It was directed by")
     assert guard.flush() == "It was directed by"
+
+
+def test_banned_words_drop_the_sentence(linker: Linker) -> None:
+    guard = GroundingGuard(linker, set(), banned=["Horror", "Tom Cruise"])
+    out = guard.feed("A tense ride. It mixes horror and suspense. Tom Cruise is not in it. ") + guard.flush()
+    assert out == "A tense ride. "
+    assert len(guard.removed) == 2

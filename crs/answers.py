@@ -1,0 +1,95 @@
+"""Grounded facts for answers and explanations, read from an item's catalog record.
+
+The LLM phrases these; when its phrasing drops the fact or names another film, the agent
+falls back to the plain sentence built here, so an answer is always true to the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crs.catalog import Catalog, Item
+from crs.intents import Field, director_of
+from crs.state import BeliefState
+from crs.store import first_sentences
+
+
+@dataclass(frozen=True)
+class Facts:
+    text: str  # the plain answer, true to the record
+    key: str  # a string a phrased answer must contain ("" when none is required)
+    context: str  # the record as the LLM sees it
+
+
+def record(item: Item) -> str:
+    parts = [f"Title: {item.label}", f"Genres: {', '.join(item.genres) or 'unknown'}"]
+    if item.cast:
+        parts.append(f"Starring: {', '.join(item.cast[:6])}")
+    if director := director_of(item.summary):
+        parts.append(f"Directed by: {director}")
+    if item.summary:
+        parts.append(f"Summary: {first_sentences(item.summary, 4)[:700]}")
+    return "\n".join(parts)
+
+
+def answer_facts(item: Item, about: Field) -> Facts:
+    """The plain answer to a question about ``item``."""
+    context = record(item)
+    if about == "director":
+        director = director_of(item.summary)
+        if director:
+            return Facts(f"{item.label} was directed by {director}.", director, context)
+        return Facts(
+            f"My catalog doesn't name the director of {item.label}. {first_sentences(item.summary, 1)}", "", context
+        )
+    if about == "cast":
+        if item.cast:
+            return Facts(f"{item.label} stars {_join(list(item.cast[:5]))}.", item.cast[0], context)
+        return Facts(f"My catalog has no cast for {item.label}.", "", context)
+    if about == "year":
+        if item.year:
+            return Facts(f"{item.title} came out in {item.year}.", str(item.year), context)
+        return Facts(f"My catalog has no release year for {item.title}.", "", context)
+    if about == "genre":
+        genres = _join(list(item.genres)) or "no genre"
+        return Facts(f"{item.label} is listed as {genres}.", item.genres[0] if item.genres else "", context)
+    summary = first_sentences(item.summary, 3) or f"{item.label} is listed as {_join(list(item.genres))}."
+    return Facts(summary, "", context)
+
+
+def reasons(item: Item, belief: BeliefState, catalog: Catalog) -> list[str]:
+    """Why ``item`` fits what the user said: the liked attributes it shares."""
+    out = []
+    genres = [g for g in item.genres if g.casefold() in {x.casefold() for x in belief.liked_genres}]
+    if genres:
+        out.append(f"it is {_join(genres)}, which you said you like")
+    people = [c for c in item.cast if c.casefold() in {x.casefold() for x in belief.values("person", 1)}]
+    if people:
+        out.append(f"it stars {_join(people)}")
+    for liked_id in belief.liked_items:
+        liked = catalog.get(liked_id)
+        if liked is None:
+            continue
+        shared = [g for g in item.genres if liked.has_genre(g)]
+        if shared:
+            out.append(f"like {liked.label}, it is {_join(shared)}")
+    year_min, year_max = belief.year_min, belief.year_max
+    if item.year and (year_min or year_max):
+        out.append(f"it is from {item.year}, within the years you asked for")
+    avoided = [g for g in belief.disliked_genres if not item.has_genre(g)]
+    if avoided:
+        out.append(f"it has none of what you ruled out ({_join(avoided)})")
+    return out
+
+
+def explanation(item: Item, belief: BeliefState, catalog: Catalog) -> str:
+    why = reasons(item, belief, catalog)
+    if not why:
+        return f"I picked {item.label} because it is close to what you described: {first_sentences(item.summary, 1)}"
+    return f"I picked {item.label} because {_join(why)}."
+
+
+def _join(words: list[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]

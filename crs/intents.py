@@ -1,0 +1,180 @@
+"""What a message asks for beyond likes and dislikes: questions about an item, requests for
+an explanation, critiques of the last recommendation, and year constraints.
+
+``read_intent`` is deterministic and works with ``crs.nlu`` (which reads preferences): the
+agent merges both into one belief update.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from crs.catalog import Catalog
+from crs.nlu import Linker
+from crs.state import BeliefState, BeliefUpdate, Constraint, Preference
+
+IntentKind = Literal["none", "question", "explain"]
+Field = Literal["director", "cast", "plot", "year", "genre", "general"]
+
+_DECADE_WORDS = {
+    "seventies": 1970, "eighties": 1980, "nineties": 1990, "twenties": 1920, "thirties": 1930,
+    "forties": 1940, "fifties": 1950, "sixties": 1960,
+}  # fmt: skip
+_DECADE = re.compile(
+    r"\b(?:(19|20)?(\d)0'?s|(seventies|eighties|nineties|twenties|thirties|forties|fifties|sixties))\b", re.I
+)
+_YEAR = r"((?:19|20)\d{2})"
+_NOTHING_BEFORE = re.compile(rf"\bnothing (?:made |released )?(?:before|older than|earlier than)\s+{_YEAR}", re.I)
+_NOTHING_AFTER = re.compile(rf"\bnothing (?:made |released )?(?:after|newer than|later than|since)\s+{_YEAR}", re.I)
+_SINCE = re.compile(
+    rf"\b(?:since|from|not before|no earlier than)\s+(?:the year\s+)?{_YEAR}|\b{_YEAR}\s+(?:or|and)\s+(?:later|newer|after)\b",
+    re.I,
+)
+_AFTER = re.compile(rf"\b(?:after|newer than|later than)\s+{_YEAR}", re.I)
+_UNTIL = re.compile(
+    rf"\b(?:until|up to|not after|no later than)\s+{_YEAR}|\b{_YEAR}\s+or\s+(?:earlier|older|before)\b", re.I
+)
+_BEFORE = re.compile(rf"\b(?:before|older than|earlier than)\s+{_YEAR}", re.I)
+# (pattern, bound, offset): "after 2000" means from 2001, "before 1990" up to 1989.
+_YEAR_RULES: tuple[tuple[re.Pattern[str], str, int], ...] = (
+    (_NOTHING_BEFORE, "year_min", 0),
+    (_NOTHING_AFTER, "year_max", 0),
+    (_SINCE, "year_min", 0),
+    (_AFTER, "year_min", 1),
+    (_UNTIL, "year_max", 0),
+    (_BEFORE, "year_max", -1),
+)
+_NEWER = re.compile(r"\b(newer|more recent|less old|not so old|something recent|latest)\b", re.I)
+_OLDER = re.compile(r"\b(older|less recent|classic ones|something classic)\b", re.I)
+_NOT_THAT = re.compile(
+    r"\b(not (?:that|this) one|not the (first|top) one|(?:i )?don'?t (?:like|want) (?:that|this) one|something else|anything else|another one)\b",
+    re.I,
+)
+_ACCEPT = re.compile(
+    r"\b(i'?ll (?:watch|take|try) (?:it|that|this)|sounds (?:good|great|perfect)|perfect,? thanks|that'?s the one)\b",
+    re.I,
+)
+_WHY = re.compile(r"\bwhy\b.*\b(recommend|suggest|pick|choose|chose|this|that|it)\b|\bwhy\b", re.I)
+
+# Critique words -> preferences: "funnier" means more Comedy, "less violent" less violence.
+_CRITIQUES: tuple[tuple[re.Pattern[str], str, str, int], ...] = (
+    (re.compile(r"\b(funnier|more fun|lighter|less serious|more comedy)\b", re.I), "genre", "Comedy", 1),
+    (re.compile(r"\b(scarier|more scary|creepier|more horror)\b", re.I), "genre", "Horror", 1),
+    (re.compile(r"\b(more action|more exciting|action[- ]packed)\b", re.I), "genre", "Action", 1),
+    (re.compile(r"\b(more romantic|more romance)\b", re.I), "genre", "Romance", 1),
+    (
+        re.compile(
+            r"\b(less violent|less violence|not (?:so |too )?violent|no violence|without violence|less gory|no gore)\b",
+            re.I,
+        ),
+        "keyword",
+        "violent",
+        -1,
+    ),
+    (re.compile(r"\b(less scary|not (?:so |too )?scary|less creepy)\b", re.I), "genre", "Horror", -1),
+    (re.compile(r"\b(less depressing|happier|more upbeat|feel[- ]good)\b", re.I), "keyword", "dark", -1),
+    (re.compile(r"\b(darker|more serious|grittier)\b", re.I), "keyword", "dark", 1),
+    (re.compile(r"\b(less (?:silly|goofy)|smarter)\b", re.I), "genre", "Comedy", -1),
+)
+
+_QUESTION_FIELDS: tuple[tuple[re.Pattern[str], Field], ...] = (
+    (re.compile(r"\b(who (?:directed|made)|director|directed by)\b", re.I), "director"),
+    (re.compile(r"\b(who (?:stars|is|acts|plays|was)|who'?s in|cast|actors?|starring|stars in)\b", re.I), "cast"),
+    (re.compile(r"\b(what(?:'s| is| was) .* about|about what|plot|story|synopsis|what happens)\b", re.I), "plot"),
+    (re.compile(r"\b(when (?:was|did)|what year|which year|how old|release date|released)\b", re.I), "year"),
+    (re.compile(r"\b(what (?:kind|genre|type)|which genre|genres?)\b", re.I), "genre"),
+    (
+        re.compile(
+            r"\b(tell me (?:more )?about|what do you know about|info(?:rmation)? (?:on|about)|describe)\b", re.I
+        ),
+        "general",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Intent:
+    kind: IntentKind = "none"
+    item_id: str | None = None  # the item asked about, if any
+    about: Field = "general"  # what a question asks
+    update: BeliefUpdate = field(default_factory=BeliefUpdate)  # critiques and constraints
+    critique: bool = False  # the message reacts to the last recommendation
+
+
+def _decade(text: str) -> tuple[int, int] | None:
+    m = _DECADE.search(text)
+    if not m:
+        return None
+    if m.group(3):
+        start = _DECADE_WORDS[m.group(3).lower()]
+    else:
+        century = m.group(1) or ("20" if m.group(2) in "012" else "19")
+        start = int(century + m.group(2) + "0")
+    return start, start + 9
+
+
+def year_constraints(text: str, belief: BeliefState, catalog: Catalog, turn: int) -> tuple[Constraint, ...]:
+    """Year limits from the message: explicit years, decades, or "newer"/"older" than the
+    last recommendation."""
+    out: list[Constraint] = []
+    for pattern, kind, offset in _YEAR_RULES:
+        m = pattern.search(text)
+        if m and kind not in {c.kind for c in out}:
+            year = int(next(g for g in m.groups() if g))
+            out.append(Constraint(kind, year + offset, turn, m.group(0)))  # type: ignore[arg-type]
+            text = text[: m.start()] + " " + text[m.end() :]  # "nothing before 1980" is no upper bound
+    if not out and (decade := _decade(text)):
+        out += [Constraint("year_min", decade[0], turn, text), Constraint("year_max", decade[1], turn, text)]
+    years = [y for y in (catalog.get(i).year for i in belief.last_shown if catalog.get(i)) if y]  # type: ignore[union-attr]
+    if not out and years and _NEWER.search(text):
+        out.append(Constraint("year_min", max(years) + 1, turn, "newer than the last picks"))
+    elif not out and years and _OLDER.search(text):
+        out.append(Constraint("year_max", min(years) - 1, turn, "older than the last picks"))
+    return tuple(out)
+
+
+def read_intent(text: str, linker: Linker, belief: BeliefState, turn: int) -> Intent:
+    """Questions, explanation requests, critiques and constraints in one message."""
+    catalog = linker.catalog
+    items = [m.value for m in linker.mentions(text) if m.kind == "item"]
+    referent = items[0] if items else (belief.last_shown[0] if belief.last_shown else None)
+    if re.search(r"\b(the|that|this) (first|top|one|film|movie)\b|\bit\b", text, re.I) and not items:
+        referent = belief.last_shown[0] if belief.last_shown else None
+    prefs: list[Preference] = []
+    critique = False
+    for pattern, kind, value, polarity in _CRITIQUES:
+        if m := pattern.search(text):
+            prefs.append(Preference(kind, value, polarity, turn=turn, source="critique", text=m.group(0)))  # type: ignore[arg-type]
+            critique = True
+    if belief.last_shown and _NOT_THAT.search(text) and not items:
+        prefs.append(Preference("item", belief.last_shown[0], -1, turn=turn, source="critique", text="not that one"))
+        critique = True
+    accepted: tuple[str, ...] = ()
+    if belief.last_shown and _ACCEPT.search(text):
+        accepted = (items[0] if items and items[0] in belief.last_shown else belief.last_shown[0],)
+    constraints = year_constraints(text, belief, catalog, turn)
+    critique = critique or any(c.text.endswith("last picks") for c in constraints)
+    update = BeliefUpdate(preferences=tuple(prefs), constraints=constraints, accepted=accepted)
+
+    is_question = "?" in text or re.match(r"\s*(who|what|when|which|tell me|describe|how)\b", text, re.I)
+    if _WHY.search(text) and referent and (items or belief.last_shown):
+        return Intent("explain", referent, "general", update, critique)
+    if is_question and items:
+        for pattern, fld in _QUESTION_FIELDS:
+            if pattern.search(text):
+                return Intent("question", items[0], fld, update, critique)
+        if re.match(r"\s*(what|tell me|describe)\b", text, re.I):
+            return Intent("question", items[0], "general", update, critique)
+    return Intent("none", None, "general", update, critique)
+
+
+_NAME = r"(?:[A-Z][a-z'\-]+|[A-Z]\.)(?: (?:[A-Z][a-z'\-]+|[A-Z]\.|de|van|von|del|da)){1,3}"
+_DIRECTED = re.compile(rf"directed(?:,? (?:and )?[a-z\-]+)*,? by ({_NAME}(?:(?:,| and) {_NAME})*)")
+
+
+def director_of(summary: str) -> str | None:
+    """The director named in a Wikipedia lead ("... film directed by Ridley Scott ...")."""
+    m = _DIRECTED.search(summary)
+    return m.group(1) if m else None

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+
+from crs.answers import answer_facts, explanation
+from crs.catalog import Catalog
+from crs.intents import director_of, read_intent
+from crs.nlu import Linker
+from crs.policy import decide
+from crs.state import BeliefState, Preference
+
+SHOWN = BeliefState(last_shown=("aliens-1986", "paul-2011"))
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "item", "about"),
+    [
+        ("who directed Alien?", "question", "alien-1979", "director"),
+        ("What is Heat about?", "question", "heat-1995", "plot"),
+        ("who stars in Titanic?", "question", "titanic-1997", "cast"),
+        ("when was Jaws released?", "question", "jaws-1975", "year"),
+        ("tell me about The Matrix", "question", "the-matrix-1999", "general"),
+        ("why did you recommend Aliens?", "explain", "aliens-1986", "general"),
+        ("why that one?", "explain", "aliens-1986", "general"),
+        ("I loved Alien", "none", None, "general"),
+    ],
+)
+def test_questions_and_explanations(text: str, kind: str, item: str | None, about: str, linker: Linker) -> None:
+    intent = read_intent(text, linker, SHOWN, 2)
+    assert (intent.kind, intent.item_id, intent.about) == (kind, item, about)
+
+
+@pytest.mark.parametrize(
+    ("text", "bounds"),
+    [
+        ("nothing before 1980 please", {"year_min": 1980}),
+        ("films after 2000 but before 2010", {"year_min": 2001, "year_max": 2009}),
+        ("nothing after 1999", {"year_max": 1999}),
+        ("since 1995", {"year_min": 1995}),
+        ("something from the 90s", {"year_min": 1990, "year_max": 1999}),
+        ("comedies from the eighties", {"year_min": 1980, "year_max": 1989}),
+        ("something newer", {"year_min": 2012}),  # newer than the newest shown (Paul, 2011)
+        ("older ones please", {"year_max": 1985}),
+        ("a thriller", {}),
+    ],
+)
+def test_year_constraints(text: str, bounds: dict[str, int], linker: Linker) -> None:
+    update = read_intent(text, linker, SHOWN, 2).update
+    assert {c.kind: c.value for c in update.constraints} == bounds
+
+
+def test_critiques(linker: Linker) -> None:
+    prefs = lambda text: {(p.kind, p.value, p.polarity) for p in read_intent(text, linker, SHOWN, 2).update.preferences}  # noqa: E731
+    assert prefs("less violent please") == {("keyword", "violent", -1)}
+    assert prefs("funnier") == {("genre", "Comedy", 1)}
+    assert prefs("not that one") == {("item", "aliens-1986", -1)}
+    assert prefs("not that one") and read_intent("not that one", linker, BeliefState(), 1).update.preferences == ()
+    assert read_intent("I'll watch it", linker, SHOWN, 2).update.accepted == ("aliens-1986",)
+
+
+def test_policy_acts(linker: Linker) -> None:
+    assert (
+        decide(BeliefState(), "who directed Alien?", read_intent("who directed Alien?", linker, BeliefState(), 1)).kind
+        == "answer"
+    )
+    assert decide(SHOWN, "something newer", read_intent("something newer", linker, SHOWN, 2)).kind == "recommend"
+    assert (
+        decide(BeliefState(), "something newer", read_intent("something newer", linker, BeliefState(), 1)).kind == "ask"
+    )
+
+
+def test_answers_come_from_the_record(catalog: Catalog) -> None:
+    assert director_of(catalog["alien-1979"].summary) == "Ridley Scott"
+    assert director_of(catalog["titanic-1997"].summary) == "James Cameron"  # "directed, written, produced ... by"
+    assert director_of(catalog["heat-1995"].summary) == "Michael Mann"
+    facts = answer_facts(catalog["titanic-1997"], "cast")
+    assert (
+        facts.text.startswith("Titanic (1997) stars Leonardo DiCaprio, Kate Winslet")
+        and facts.key == "Leonardo DiCaprio"
+    )
+    assert answer_facts(catalog["jaws-1975"], "year").text == "Jaws came out in 1975."
+    assert answer_facts(catalog["jaws-1975"], "plot").text.startswith("Jaws is a 1975 American thriller")
+
+
+def test_explanation_names_matching_likes(catalog: Catalog) -> None:
+    belief = BeliefState(
+        preferences=(
+            Preference("genre", "Thriller", 1),
+            Preference("item", "alien-1979", 1),
+            Preference("genre", "Horror", -1),
+        )
+    )
+    text = explanation(catalog["seven-1995"], belief, catalog)
+    assert text.startswith("I picked Seven (1995) because it is Thriller, which you said you like")
+    assert "ruled out (Horror)" in text
