@@ -1,0 +1,462 @@
+"""Scripted multi-turn evaluation: play YAML dialogues through the agent and check every turn.
+
+One dialogue a ``*.yaml`` file::
+
+    name: thriller-no-horror
+    category: negation
+    turns:
+      - user: "I want a thriller, but no horror please"
+        expect: {act: recommend, disliked_attributes: [Horror], never_attributes: [Horror]}
+
+Each key of ``expect`` is one expectation; ``EXPECT_KEYS`` lists them. Items are named by
+their label, ``Title (Year)``. Attributes are genres, people or keywords, matched without
+regard to case; ``violent|violence`` accepts either spelling. ``{prev_first}``,
+``{prev_second}`` and ``{prev_third}`` stand for the items shown by the last turn that
+recommended something: their title in ``user``, their label in ``expect``.
+
+Checks on the recommended items' properties (years, attributes, ``newer_than_previous``)
+fail when nothing was recommended; ``never_*`` checks pass then.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from crs.eval.report import DialogueResult, ExpectationResult, ScriptedReport, TurnResult, quote
+from crs.state import BeliefState, FinalEvent, NoticeEvent, Session
+
+if TYPE_CHECKING:
+    from crs.agent import Agent
+    from crs.catalog import Catalog, Item
+
+log = logging.getLogger(__name__)
+
+ACTS = ("ask", "recommend", "answer", "explain", "no_results")
+_DIALOGUE_KEYS = {"name", "category", "description", "turns"}
+_TURN_KEYS = {"user", "expect", "note"}
+_PLACEHOLDER = re.compile(r"\{prev_(first|second|third)\}")
+_ORDINAL = {"first": 0, "second": 1, "third": 2}
+
+
+class DialogueError(ValueError):
+    """A dialogue file that is missing, not valid YAML, or not in the dialogue format."""
+
+
+@dataclass(frozen=True)
+class ScriptTurn:
+    user: str
+    expect: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    name: str
+    category: str
+    turns: list[ScriptTurn]
+    path: Path
+    description: str = ""
+
+    def labels(self) -> set[str]:
+        """Item labels the expectations name (placeholders left out)."""
+        out: set[str] = set()
+        for turn in self.turns:
+            for key, value in turn.expect.items():
+                if EXPECT_KEYS[key][0] == "labels":
+                    out |= {v for v in value if not _PLACEHOLDER.search(v)}
+        return out
+
+
+# ---- results ------------------------------------------------------------------------------
+
+
+@dataclass
+class _View:
+    """What a check sees: the turn's final event and the items of earlier turns."""
+
+    final: FinalEvent
+    catalog: Catalog
+    earlier: list[list[Item]]  # items recommended at each earlier turn
+
+    @property
+    def belief(self) -> BeliefState:
+        return self.final.belief
+
+    @property
+    def items(self) -> list[Item]:
+        return list(self.final.items)  # type: ignore[arg-type]
+
+    @property
+    def labels(self) -> list[str]:
+        return [i.label for i in self.items]
+
+    @property
+    def previous(self) -> list[Item]:
+        return next((items for items in reversed(self.earlier) if items), [])
+
+    def label(self, item_id: str) -> str:
+        item = self.catalog.get(item_id)
+        return item.label if item else item_id
+
+
+Check = Callable[[_View, Any], tuple[bool, str]]
+
+
+def _alts(spec: str) -> set[str]:
+    return {a.strip().casefold() for a in spec.split("|") if a.strip()}
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
+
+
+def _attributes(belief: BeliefState, polarity: int) -> list[str]:
+    return [p.value for p in belief.preferences if p.kind != "item" and p.polarity == polarity]
+
+
+def _has_attribute(item: Item, spec: str) -> bool:
+    want = _alts(spec)
+    return any(g.casefold() in want for g in item.genres) or any(c.casefold() in want for c in item.cast)
+
+
+def _listing(values: Iterable[str]) -> str:
+    return ", ".join(values) or "nothing"
+
+
+def _attribute_check(polarity: int, present: bool) -> Check:
+    what = "liked" if polarity > 0 else "disliked"
+
+    def check(v: _View, want: list[str]) -> tuple[bool, str]:
+        have = _attributes(v.belief, polarity)
+        folded = {h.casefold() for h in have}
+        wrong = [w for w in want if bool(_alts(w) & folded) != present]
+        if wrong:
+            verb = "not" if present else "still"
+            return False, f"{verb} {what}: {', '.join(wrong)} ({what}: {_listing(have)})"
+        return True, f"{what}: {_listing(have)}"
+
+    return check
+
+
+def _belief_items_check(which: str, present: bool) -> Check:
+    def check(v: _View, want: list[str]) -> tuple[bool, str]:
+        ids = v.belief.seen if which == "seen" else v.belief.values("item", 1 if which == "liked" else -1)
+        have = [v.label(i) for i in ids]
+        wrong = [w for w in want if (w in have) != present]
+        if wrong:
+            return False, f"{'not' if present else 'wrongly'} {which}: {', '.join(wrong)} ({which}: {_listing(have)})"
+        return True, f"{which}: {_listing(have)}"
+
+    return check
+
+
+def _needs_items(check: Callable[[_View, Any], tuple[bool, str]]) -> Check:
+    def wrapped(v: _View, want: Any) -> tuple[bool, str]:
+        if not v.items:
+            return False, f"nothing was recommended (act {v.final.act!r})"
+        return check(v, want)
+
+    return wrapped
+
+
+def _offenders(bad: list[str], what: str) -> tuple[bool, str]:
+    return (False, f"{_listing(bad)} {what}") if bad else (True, "all recommended items comply")
+
+
+def _check_never_attributes(v: _View, want: list[str]) -> tuple[bool, str]:
+    bad = [f"{i.label} has {w}" for i in v.items for w in want if _has_attribute(i, w)]
+    return _offenders(bad, "")
+
+
+def _check_never_items(v: _View, want: list[str]) -> tuple[bool, str]:
+    return _offenders([w for w in want if w in v.labels], "recommended")
+
+
+def _check_must_items_any(v: _View, want: list[str]) -> tuple[bool, str]:
+    if not want:
+        return True, "no items listed"
+    hits = [w for w in want if w in v.labels]
+    return bool(hits), f"recommended: {_listing(hits or v.labels)}"
+
+
+def _check_reply_contains_any(v: _View, want: list[str]) -> tuple[bool, str]:
+    reply = _fold(v.final.reply)
+    hits = [w for w in want if _fold(w) in reply]
+    return bool(hits), (f"reply mentions {_listing(hits)}" if hits else f"none in reply {quote(v.final.reply, 160)}")
+
+
+def _year_bound(low: bool) -> Check:
+    @_needs_items
+    def check(v: _View, year: int) -> tuple[bool, str]:
+        outside = (lambda y: y < year) if low else (lambda y: y > year)
+        bad = [i.label for i in v.items if not i.year or outside(i.year)]
+        return _offenders(bad, f"{'before' if low else 'after'} {year} (or without a year)")
+
+    return check
+
+
+@_needs_items
+def _check_all_have(v: _View, spec: str) -> tuple[bool, str]:
+    return _offenders([i.label for i in v.items if not _has_attribute(i, spec)], f"lack {spec}")
+
+
+@_needs_items
+def _check_any_have(v: _View, spec: str) -> tuple[bool, str]:
+    hits = [i.label for i in v.items if _has_attribute(i, spec)]
+    return bool(hits), (f"{_listing(hits)} have {spec}" if hits else f"none has {spec}: {_listing(v.labels)}")
+
+
+def _relative_year(newer: bool) -> Check:
+    @_needs_items
+    def check(v: _View, _: bool) -> tuple[bool, str]:
+        years = [i.year for i in v.previous if i.year]
+        if not years:
+            return False, "no earlier recommendations with a year to compare with"
+        bound = max(years) if newer else min(years)
+        bad = [i.label for i in v.items if not i.year or (i.year <= bound if newer else i.year >= bound)]
+        return _offenders(bad, f"not {'after' if newer else 'before'} {bound}")
+
+    return check
+
+
+def _check_no_repeats(v: _View, _: bool) -> tuple[bool, str]:
+    before = {i.id for items in v.earlier for i in items}
+    return _offenders([i.label for i in v.items if i.id in before], "shown before")
+
+
+# key -> (value kind, check). Kinds: act, labels, attributes (lists of strings), attribute
+# (a string), count, year, true.
+EXPECT_KEYS: dict[str, tuple[str, Check]] = {
+    "act": ("act", lambda v, want: (v.final.act == want, f"act was {v.final.act!r}")),
+    "liked_attributes": ("attributes", _attribute_check(1, True)),
+    "disliked_attributes": ("attributes", _attribute_check(-1, True)),
+    "not_liked_attributes": ("attributes", _attribute_check(1, False)),
+    "not_disliked_attributes": ("attributes", _attribute_check(-1, False)),
+    "never_attributes": ("attributes", _check_never_attributes),
+    "items_all_have_attribute": ("attribute", _check_all_have),
+    "items_any_have_attribute": ("attribute", _check_any_have),
+    "min_items": ("count", lambda v, n: (len(v.items) >= n, f"{len(v.items)} recommended")),
+    "max_items": ("count", lambda v, n: (len(v.items) <= n, f"{len(v.items)} recommended")),
+    "never_items": ("labels", _check_never_items),
+    "must_items_any": ("labels", _check_must_items_any),
+    "liked_items": ("labels", _belief_items_check("liked", True)),
+    "disliked_items": ("labels", _belief_items_check("disliked", True)),
+    "seen_items": ("labels", _belief_items_check("seen", True)),
+    "not_liked_items": ("labels", _belief_items_check("liked", False)),
+    "not_disliked_items": ("labels", _belief_items_check("disliked", False)),
+    "reply_contains_any": ("attributes", _check_reply_contains_any),
+    "year_min": ("year", _year_bound(low=True)),
+    "year_max": ("year", _year_bound(low=False)),
+    "newer_than_previous": ("true", _relative_year(newer=True)),
+    "older_than_previous": ("true", _relative_year(newer=False)),
+    "no_repeats": ("true", _check_no_repeats),
+}
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+
+def _value(kind: str, value: Any, where: str) -> Any:
+    if kind == "act":
+        if value not in ACTS:
+            raise DialogueError(f"{where}: expected one of {', '.join(ACTS)}, got {value!r}")
+        return value
+    if kind in ("labels", "attributes"):
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+            raise DialogueError(f"{where}: expected a list of strings, got {value!r}")
+        return [v.strip() for v in values]
+    if kind == "attribute":
+        if not isinstance(value, str) or not value.strip():
+            raise DialogueError(f"{where}: expected a genre or a person's name, got {value!r}")
+        return value.strip()
+    if kind in ("count", "year"):
+        low, high = (0, 100) if kind == "count" else (1800, 2100)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise DialogueError(f"{where}: expected a whole number from {low} to {high}, got {value!r}")
+        return value
+    if value is not True:
+        raise DialogueError(f"{where}: expected true (leave the key out otherwise), got {value!r}")
+    return True
+
+
+def _parse_turn(raw: Any, where: str) -> ScriptTurn:
+    if not isinstance(raw, dict):
+        raise DialogueError(f"{where}: expected a mapping with 'user' and 'expect', got {raw!r}")
+    unknown = sorted(set(raw) - _TURN_KEYS)
+    if unknown:
+        raise DialogueError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} (known: user, expect, note)")
+    user = raw.get("user")
+    if not isinstance(user, str) or not user.strip():
+        raise DialogueError(f"{where}: missing 'user' (the user's message)")
+    expect = raw.get("expect") or {}
+    if not isinstance(expect, dict):
+        raise DialogueError(f"{where}: 'expect' must be a mapping, got {expect!r}")
+    checked = {}
+    for key, value in expect.items():
+        if key not in EXPECT_KEYS:
+            raise DialogueError(f"{where}: unknown expect key {key!r} (known: {', '.join(EXPECT_KEYS)})")
+        checked[key] = _value(EXPECT_KEYS[key][0], value, f"{where}: expect.{key}")
+    return ScriptTurn(user.strip(), checked)
+
+
+def _parse_file(path: Path) -> Dialogue:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DialogueError(f"{path}: cannot read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise DialogueError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise DialogueError(f"{path}: expected a mapping with 'name', 'category' and 'turns'")
+    unknown = sorted(set(data) - _DIALOGUE_KEYS)
+    if unknown:
+        raise DialogueError(f"{path}: unknown key(s) {', '.join(map(str, unknown))} (known: {sorted(_DIALOGUE_KEYS)})")
+    turns = data.get("turns")
+    if not isinstance(turns, list) or not turns:
+        raise DialogueError(f"{path}: missing 'turns' (a list of {{user, expect}})")
+    for key in ("name", "category", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise DialogueError(f"{path}: '{key}' must be a string, got {data[key]!r}")
+    return Dialogue(
+        name=data.get("name") or path.stem,
+        category=data.get("category") or "uncategorized",
+        turns=[_parse_turn(t, f"{path}: turn {n}") for n, t in enumerate(turns, 1)],
+        path=path,
+        description=data.get("description") or "",
+    )
+
+
+def load_dialogues(path: Path | str) -> list[Dialogue]:
+    """Every ``*.yaml`` dialogue in a folder (sorted by file name), or the one in a file."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.yaml"))
+        if not files:
+            raise DialogueError(f"{path}: no *.yaml dialogues in this folder")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise DialogueError(f"{path}: no such file or folder")
+    dialogues = [_parse_file(f) for f in files]
+    first: dict[str, Path] = {}
+    for d in dialogues:
+        if d.name in first:
+            raise DialogueError(f"{d.path}: dialogue name {d.name!r} is also used by {first[d.name]}")
+        first[d.name] = d.path
+    return dialogues
+
+
+# ---- running ------------------------------------------------------------------------------
+
+
+def _fill(text: str, previous: list[Item], as_label: bool) -> str:
+    def sub(m: re.Match[str]) -> str:
+        n = _ORDINAL[m[1]]
+        if n < len(previous):
+            return previous[n].label if as_label else previous[n].title
+        return f"<no earlier item #{n + 1}>" if as_label else "that one"
+
+    return _PLACEHOLDER.sub(sub, text)
+
+
+def _resolve(expect: dict[str, Any], previous: list[Item]) -> dict[str, Any]:
+    return {k: [_fill(x, previous, True) for x in v] if EXPECT_KEYS[k][0] == "labels" else v for k, v in expect.items()}
+
+
+def _problems(final: FinalEvent, catalog: Catalog) -> tuple[list[str], list[str]]:
+    """Violations (recommended items the user ruled out) and invented titles of one turn."""
+    belief = final.belief
+    genres = {g.casefold() for g in belief.disliked_genres}
+    people = {p.casefold() for p in belief.values("person", -1)}
+    violations, invented = [], []
+    for item in final.items:
+        why = [f"rejected genre {g}" for g in item.genres if g.casefold() in genres]  # type: ignore[attr-defined]
+        why += [f"rejected person {c}" for c in item.cast if c.casefold() in people]  # type: ignore[attr-defined]
+        if item.id in belief.disliked_items:  # type: ignore[attr-defined]
+            why.append("rejected item")
+        if item.id in belief.seen:  # type: ignore[attr-defined]
+            why.append("already seen")
+        label = getattr(item, "label", str(item))
+        if why:
+            violations.append(f"{label}: {', '.join(why)}")
+        known = catalog.get(getattr(item, "id", ""))
+        if known is None or known.title != getattr(item, "title", None):
+            invented.append(f"{label}: not a catalog item")
+    return violations, invented
+
+
+def _play_turn(agent: Agent, session: Session, text: str) -> tuple[FinalEvent | None, list[str]]:
+    final, notices = None, []
+    for event in agent.step(session, text):
+        if isinstance(event, NoticeEvent):
+            notices.append(event.message)
+        elif isinstance(event, FinalEvent):
+            final = event
+    return final, notices
+
+
+def run_dialogue(agent: Agent, dialogue: Dialogue) -> DialogueResult:
+    """Play one dialogue in a fresh session and check every turn's expectations."""
+    session = Session(id=f"scripted-{dialogue.name}", user="scripted")
+    result = DialogueResult(dialogue.name, dialogue.category, str(dialogue.path))
+    earlier: list[list[Item]] = []
+    for n, turn in enumerate(dialogue.turns, 1):
+        previous = next((items for items in reversed(earlier) if items), [])
+        text = _fill(turn.user, previous, as_label=False)
+        expect = _resolve(turn.expect, previous)
+        record = TurnResult(n, text)
+        start = time.perf_counter()
+        try:
+            final, record.notices = _play_turn(agent, session, text)
+            if final is None:
+                raise RuntimeError("the turn ended without a final event")
+        except Exception as exc:  # one broken turn must not end the evaluation
+            log.exception("dialogue %s, turn %d failed", dialogue.name, n)
+            record.error = f"{type(exc).__name__}: {exc}"
+            record.expectations = [
+                ExpectationResult(k, v, False, f"the turn failed: {record.error}") for k, v in expect.items()
+            ]
+            earlier.append([])
+            result.turns.append(record)
+            continue
+        record.seconds = round(time.perf_counter() - start, 3)
+        record.act, record.reply = final.act, final.reply
+        record.items = [getattr(i, "label", str(i)) for i in final.items]
+        record.violations, record.invented = _problems(final, agent.catalog)
+        view = _View(final, agent.catalog, earlier)
+        for key, value in expect.items():
+            passed, reason = EXPECT_KEYS[key][1](view, value)
+            record.expectations.append(ExpectationResult(key, value, bool(passed), reason.strip()))
+        earlier.append(list(final.items))  # type: ignore[arg-type]
+        result.turns.append(record)
+    return result
+
+
+def run_scripted(
+    agent: Agent | Callable[[], Agent], path: Path | str, out_dir: Path | str, progress: bool = True
+) -> ScriptedReport:
+    """Run every dialogue in ``path`` (a ``*.yaml`` file or a folder of them), each in a fresh
+    session, and write ``out_dir/report.md`` and ``out_dir/report.json``. ``agent`` may also
+    be a function that builds one."""
+    from tqdm.auto import tqdm
+
+    dialogues = load_dialogues(path)
+    if not hasattr(agent, "step"):
+        agent = agent()  # type: ignore[operator]
+    results = [
+        run_dialogue(agent, d)  # type: ignore[arg-type]
+        for d in tqdm(dialogues, desc="scripted dialogues", unit="dialogue", disable=not progress)
+    ]
+    report = ScriptedReport.from_results(results)
+    report.write(out_dir)
+    log.info("scripted: %d/%d expectations passed", report.expectations_passed, report.expectations_total)
+    return report
