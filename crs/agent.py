@@ -10,9 +10,10 @@ from dataclasses import replace
 
 from crs import answers, nlu
 from crs.catalog import Catalog, Item, load_catalog
-from crs.config import Config
+from crs.config import Config, ConfigError
+from crs.extract import llm_extract, merge_rules_first
 from crs.grounding import GroundingGuard
-from crs.intents import Intent, read_intent
+from crs.intents import Intent, read_intent, shift_topic, without_forgotten
 from crs.llm import ChatModel, LLMError, Message, load_chat_model
 from crs.policy import Act, decide
 from crs.prompts import Prompts
@@ -80,6 +81,10 @@ class Agent:
         self.llm = llm
         self.prompts = prompts or Prompts()
         self.linker = linker or nlu.Linker(catalog)
+        mode = cfg.nlu.llm_extract
+        if mode not in ("auto", "on", "off"):
+            raise ConfigError(f"[nlu] llm_extract must be auto, on or off, not {mode!r}")
+        self.use_llm_extraction = mode == "on" or (mode == "auto" and cfg.llm.backend == "openai")
 
     @classmethod
     def from_config(cls, cfg: Config, progress: bool = True, llm: ChatModel | None = None) -> Agent:
@@ -101,13 +106,26 @@ class Agent:
             yield FinalEvent(reply, (), session.belief, "ask")
             return
         turn_no = len(session.turns) + 1
+        tools: list[ToolEvent] = []
         intent = read_intent(message, self.linker, session.belief, turn_no)
-        update = nlu.understand(message, self.linker, turn=turn_no).merged(intent.update)
+        update = nlu.understand(message, self.linker, turn=turn_no)
+        if self.use_llm_extraction and intent.kind == "none":
+            extracted, event = run_tool(
+                "extract",
+                lambda text: llm_extract(text, self.llm, self.prompts, self.linker, turn_no),
+                lambda out: f"{len(out.preferences)} preferences, {len(out.seen)} seen",
+                text=message,
+            )
+            tools.append(event)
+            yield event
+            update = merge_rules_first(update, extracted)
+        update = update.merged(intent.update)
+        if intent.shift:
+            update = shift_topic(update, session.belief)
         belief = apply(session.belief, update)
         yield StateEvent(belief, update)
 
         act = decide(belief, message, intent)
-        tools: list[ToolEvent] = []
         shown: list[Candidate] = []
         if act.kind == "recommend":
             query = self.query_text(message, belief)
@@ -153,7 +171,7 @@ class Agent:
     def query_text(message: str, belief: BeliefState) -> str:
         """What to search for besides the liked items: the message's positive words, liked
         genres and people. Rejected words are left out so they do not pull results."""
-        parts = [nlu.positive_text(message)]
+        parts = [nlu.positive_text(without_forgotten(message))]
         if belief.liked_genres:
             parts.append("Genres: " + ", ".join(belief.liked_genres))
         people = belief.values("person", 1)

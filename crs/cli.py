@@ -43,6 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--concurrency", type=int, help="turns processed at once")
 
     sub.add_parser("setup", help="prepare the local model cache and the demo index, then exit")
+
+    sp = sub.add_parser("eval", help="evaluate the agent")
+    ev = sp.add_subparsers(dest="eval_command", required=True)
+    sc = ev.add_parser("scripted", help="run scripted multi-turn dialogues (*.yaml) and check their expectations")
+    catalog_opts(sc)
+    sc.add_argument("path", nargs="?", help="a dialogue file or folder (default: the shipped dialogues)")
+    sc.add_argument("--out", required=True, help="folder for report.md and report.json")
+    sc.add_argument("--min-pass-rate", type=float, default=0.0, help="exit 1 when the pass rate is lower")
+    sm = ev.add_parser("simulate", help="simulated users look for hidden target items")
+    catalog_opts(sm)
+    sm.add_argument("--targets", type=int, default=100, help="number of target items (dialogues)")
+    sm.add_argument("--out", required=True, help="folder for report.md and report.json")
+    sm.add_argument("--simulator", choices=["rules", "llm"], default="rules")
+    sm.add_argument("--max-turns", type=int, default=5)
+    sm.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -168,7 +183,41 @@ def cmd_setup(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "chat": cmd_chat, "serve": cmd_serve, "setup": cmd_setup}
+def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crs.agent import Agent
+
+    if args.eval_command == "scripted":
+        from crs.eval.scripted import DialogueError, load_dialogues, run_scripted
+
+        path = Path(args.path) if args.path else Path(__file__).resolve().parent / "eval" / "dialogues"
+        try:
+            load_dialogues(path)  # a bad path or file fails before minutes of loading and indexing
+            agent = Agent.from_config(cfg)
+            report = run_scripted(agent, path, Path(args.out))
+        except DialogueError as exc:
+            print(f"crs: error: {exc}", file=sys.stderr)
+            return 2
+        print(report.to_markdown())
+        print(f"report: {Path(args.out) / 'report.json'}")
+        return 0 if report.pass_rate >= args.min_pass_rate else 1
+    if args.eval_command == "simulate":
+        from crs.eval.simulator import pick_targets, run_simulation
+
+        agent = Agent.from_config(cfg)
+        subset = agent.catalog.filter(cfg.catalog.min_year, cfg.catalog.min_summary_chars)
+        targets = pick_targets(subset, args.targets, args.seed)
+        sim = run_simulation(
+            agent, targets, Path(args.out), max_turns=args.max_turns, seed=args.seed, simulator=args.simulator
+        )
+        print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
+        print(f"success rate {sim.success_rate:.2f}; report: {Path(args.out) / 'report.json'}")
+        return 0
+    return 2
+
+
+COMMANDS = {"index": cmd_index, "chat": cmd_chat, "serve": cmd_serve, "setup": cmd_setup, "eval": cmd_eval}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,6 +56,11 @@ _ACCEPT = re.compile(
     r"\b(i'?ll (?:watch|take|try) (?:it|that|this)|sounds (?:good|great|perfect)|perfect,? thanks|that'?s the one)\b",
     re.I,
 )
+_SHIFT = re.compile(
+    r"\b(instead|change of plans?|switch(?:ing)? to|let'?s do|let'?s try|actually|i'?d rather|how about|what about|now something|different mood)\b",
+    re.I,
+)
+_FORGET = re.compile(r"\b(?:forget|never ?mind|scratch|drop|ignore)\b(?: about)?\s+([^,.;!?]{1,60})", re.I)
 _WHY = re.compile(r"\bwhy\b.*\b(recommend|suggest|pick|choose|chose|this|that|it)\b|\bwhy\b", re.I)
 
 # Critique words -> preferences: "funnier" means more Comedy, "less violent" less violence.
@@ -101,6 +106,7 @@ class Intent:
     about: Field = "general"  # what a question asks
     update: BeliefUpdate = field(default_factory=BeliefUpdate)  # critiques and constraints
     critique: bool = False  # the message reacts to the last recommendation
+    shift: bool = False  # "actually, comedies instead": new likes replace the old ones
 
 
 def _decade(text: str) -> tuple[int, int] | None:
@@ -156,18 +162,43 @@ def read_intent(text: str, linker: Linker, belief: BeliefState, turn: int) -> In
         accepted = (items[0] if items and items[0] in belief.last_shown else belief.last_shown[0],)
     constraints = year_constraints(text, belief, catalog, turn)
     critique = critique or any(c.text.endswith("last picks") for c in constraints)
-    update = BeliefUpdate(preferences=tuple(prefs), constraints=constraints, accepted=accepted)
+    retract: list[tuple[str, str]] = []
+    for m in _FORGET.finditer(text):  # "forget horror", "never mind Tom Hanks"
+        retract += [(x.kind, x.value) for x in linker.mentions(m.group(1))]
+    update = BeliefUpdate(preferences=tuple(prefs), constraints=constraints, accepted=accepted, retract=tuple(retract))
+    shift = bool(_SHIFT.search(text)) or bool(retract)
 
     is_question = "?" in text or re.match(r"\s*(who|what|when|which|tell me|describe|how)\b", text, re.I)
     if _WHY.search(text) and referent and (items or belief.last_shown):
-        return Intent("explain", referent, "general", update, critique)
+        return Intent("explain", referent, "general", update, critique, shift)
     if is_question and items:
         for pattern, fld in _QUESTION_FIELDS:
             if pattern.search(text):
-                return Intent("question", items[0], fld, update, critique)
+                return Intent("question", items[0], fld, update, critique, shift)
         if re.match(r"\s*(what|tell me|describe)\b", text, re.I):
-            return Intent("question", items[0], "general", update, critique)
-    return Intent("none", None, "general", update, critique)
+            return Intent("question", items[0], "general", update, critique, shift)
+    return Intent("none", None, "general", update, critique, shift)
+
+
+def without_forgotten(text: str) -> str:
+    """The message without what it asks to forget, so "forget horror" does not search for horror."""
+    return _FORGET.sub(" ", text)
+
+
+def shift_topic(update: BeliefUpdate, belief: BeliefState) -> BeliefUpdate:
+    """On a topic shift with new likes, the old likes stop steering: liked genres, people and
+    keywords are forgotten; liked films are kept as seen, so they are still never recommended."""
+    fresh = {p.key for p in update.preferences if p.polarity > 0}
+    if not fresh:
+        return update
+    said = {p.key for p in update.preferences}  # "westerns are boring, let's do musicals": keep -Western
+    old = [p for p in belief.preferences if p.polarity > 0 and p.key not in said]
+    return update.merged(
+        BeliefUpdate(
+            retract=tuple((p.kind, p.value) for p in old),
+            seen=tuple(p.value for p in old if p.kind == "item"),
+        )
+    )
 
 
 _NAME = r"(?:[A-Z][a-z'\-]+|[A-Z]\.)(?: (?:[A-Z][a-z'\-]+|[A-Z]\.|de|van|von|del|da)){1,3}"

@@ -157,15 +157,18 @@ class Linker:
         out: list[Mention] = []
         i = 0
         while i < len(tokens):
-            # Longest match wins; titles before people before genres ("Star Wars" is no war film).
+            # Longest match wins; titles before people before genres ("Star Wars" is no war film),
+            # but a longer name beats a shorter title ("Arnold Schwarzenegger", not "Arnold").
             hit = self._title_at(text, tokens, i)
+            person = self._phrase_at(tokens, i, self._people, 3)
+            if hit is not None and person is not None and person[1] > hit[1]:
+                hit = None
             if hit is not None:
                 item, n = hit
                 start = i - 1 if i > 0 and tokens[i - 1].norm in {"the", "a", "an"} else i
                 out.append(Mention("item", item.id, text[tokens[start].start : tokens[i + n - 1].end], start, i + n))
                 i += n
                 continue
-            person = self._phrase_at(tokens, i, self._people, 3)
             if person is not None:
                 name, n = person
                 out.append(Mention("person", name, text[tokens[i].start : tokens[i + n - 1].end], i, i + n))
@@ -228,6 +231,8 @@ def _polarities(
             negative_at = k if w == "nothing" else negative_at
         elif w in {"like", "similar"} and prev not in SUBJECTS and polarity < 0 and negative_at > comma_at:
             pass  # "not into movies like Saw", "nothing similar to Ted": examples share the polarity
+        elif w == "more" and prev in {"no", "not", "any", "nothing"}:
+            polarity, negated_recently = -1, k  # "no more superhero movies"
         elif w in POSITIVE:
             # "don't like", "not a fan of", "never enjoyed": a negator just before a verb flips it.
             flipped = w not in NEVER_FLIPPED and k - negated_recently <= 3
@@ -237,14 +242,19 @@ def _polarities(
     return out
 
 
-def _clause_bounds(text: str, tokens: list[Token], inside: frozenset[int] = frozenset()) -> list[int]:
+def _clause_bounds(
+    text: str, tokens: list[Token], inside: frozenset[int] = frozenset(), starts: frozenset[int] = frozenset()
+) -> list[int]:
     """Clause number of each token: sentences and contrastive 'but' start new clauses, never
     inside a title ("Boo! A Madea Halloween")."""
     ids: list[int] = []
     clause = 0
     for k, tok in enumerate(tokens):
         gap = text[tokens[k - 1].end : tok.start] if k else ""
-        if re.search(r"[.;!?\n]", gap) and not (k in inside and k - 1 in inside):
+        # A "!" right after a title word may be the title's own ("Airplane!"); never inside one.
+        title_mark = k - 1 in inside and gap.lstrip()[:1] in {"!", "?"}
+        within = k in inside and k - 1 in inside and k not in starts  # inside one title, not between two
+        if re.search(r"[.;!?\n]", gap) and not within and not title_mark:
             clause += 1
         if (
             tok.norm in CLAUSE_BREAK
@@ -311,7 +321,7 @@ def understand(text: str, linker: Linker, turn: int = 0) -> BeliefUpdate:
         return BeliefUpdate()
     mentions = linker.mentions(text)
     inside = frozenset(k for m in mentions for k in range(m.start, m.end))
-    clauses = _clause_bounds(text, tokens, inside)
+    clauses = _clause_bounds(text, tokens, inside, frozenset(m.start for m in mentions))
     inside = _inert(text, tokens, clauses, inside)
     polarity = _polarities(tokens, clauses, inside, text)
     words = [t.norm for t in tokens]

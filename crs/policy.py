@@ -19,7 +19,8 @@ _FILLER = (
     | POSITIVE
     | frozenset(
         "im id ive recommend recommendation recommendations suggestion suggestions watch something anything good "
-        "newer older recent different else another one ones".split()
+        "newer older recent different else another one ones ideas idea help pick choose should bored tonight "
+        "suggest give tell".split()
     )
 )
 

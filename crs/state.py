@@ -53,7 +53,7 @@ class BeliefUpdate:
 
     def merged(self, other: BeliefUpdate) -> BeliefUpdate:
         """Both updates; where they speak of the same thing, ``other`` wins."""
-        keys = {p.key for p in other.preferences}
+        keys = {p.key for p in other.preferences} | {(k, v.casefold()) for k, v in other.retract}
         kinds = {c.kind for c in other.constraints}
         return BeliefUpdate(
             preferences=tuple(p for p in self.preferences if p.key not in keys) + other.preferences,

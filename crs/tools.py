@@ -70,7 +70,14 @@ def retrieve(
     if vector is None:
         return []
     vector = vector / (np.linalg.norm(vector) or 1.0)
-    hits = store.search(query_embedding=vector, k=k, exclude_genres=list(exclude_genres), exclude_ids=list(exclude_ids))
+    hits = store.search(
+        query_embedding=vector,
+        k=k,
+        exclude_genres=list(exclude_genres),
+        exclude_ids=list(exclude_ids),
+        year_min=year_min,
+        year_max=year_max,
+    )
     out = []
     banned = {p.casefold() for p in exclude_people}
     for hit in hits:

@@ -100,3 +100,21 @@ def test_corrupt_catalog_is_reported(tmp_path: Path) -> None:
     bad.write_bytes(b"\x1f\x8b\x08\x00broken")
     out = run_crs("chat", "--catalog", str(bad), "--once", "hi", tmp_path=tmp_path, timeout=120)
     assert out.returncode == 2 and "cannot read catalog" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_eval_scripted_command(small_file: Path, tmp_path: Path) -> None:
+    dialogue = tmp_path / "d.yaml"
+    dialogue.write_text(
+        'name: crime-no-comedy\ncategory: negation\nturns:\n  - user: "A crime film, but no comedy"\n'
+        "    expect: {act: recommend, disliked_attributes: [Comedy], never_attributes: [Comedy], min_items: 3}\n"
+    )
+    out = run_crs(
+        "eval", "scripted", str(dialogue), "--catalog", str(small_file), "--out", str(tmp_path / "r"), tmp_path=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["expectations_total"] == 4 and report["pass_rate"] == 1.0
+    assert report["violations"] == 0 and report["invented_titles"] == 0
+    bad = run_crs("eval", "scripted", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r2"), tmp_path=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

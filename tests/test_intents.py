@@ -93,3 +93,25 @@ def test_explanation_names_matching_likes(catalog: Catalog) -> None:
     text = explanation(catalog["seven-1995"], belief, catalog)
     assert text.startswith("I picked Seven (1995) because it is Thriller, which you said you like")
     assert "ruled out (Horror)" in text
+
+
+def test_topic_shift_and_forget(linker: Linker) -> None:
+    from crs.intents import shift_topic, without_forgotten
+    from crs.nlu import understand
+    from crs.state import apply
+
+    before = BeliefState(preferences=(Preference("genre", "Thriller", 1), Preference("item", "heat-1995", 1)))
+    text = "actually, let's do comedies instead"
+    intent = read_intent(text, linker, before, 2)
+    assert intent.shift
+    after = apply(before, shift_topic(understand(text, linker, 2).merged(intent.update), before))
+    assert after.liked_genres == ["Comedy"] and after.liked_items == []
+    assert "heat-1995" in after.excluded_items  # a film they liked is still never recommended
+    forget = read_intent("forget horror, I'd rather watch something romantic", linker, before, 2)
+    assert ("genre", "Horror") in forget.update.retract
+    assert "horror" not in without_forgotten("forget horror, I'd rather watch something romantic")
+    boring = "westerns are boring actually. Let's do musicals"
+    b2 = BeliefState(preferences=(Preference("genre", "Western", 1),))
+    i2 = read_intent(boring, linker, b2, 2)
+    after2 = apply(b2, shift_topic(understand(boring, linker, 2).merged(i2.update), b2))
+    assert after2.disliked_genres == ["Western"] and after2.liked_genres == ["Musical"]

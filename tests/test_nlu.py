@@ -115,3 +115,20 @@ def test_opinion_words_are_not_one_word_titles(linker: Linker) -> None:
 
 def test_positive_text_resets_at_sentences() -> None:
     assert positive_text("No horror. Something funny") == "Something funny"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("no more superhero movies please", {("genre", "Superhero", -1)}),
+        ("I can't stand Tom Cruise. Action movies please", {("person", "Tom Cruise", -1), ("genre", "Action", 1)}),
+        ("now something with Arnold Schwarzenegger instead", {("person", "Arnold Schwarzenegger", 1)}),
+    ],
+)
+def test_found_by_the_scripted_dialogues(text: str, expected: set, linker: Linker) -> None:
+    assert prefs(text, linker) == expected
+
+
+def test_title_exclamation_does_not_end_the_clause(linker: Linker) -> None:
+    update = understand("Comedy please, but I've already watched Airplane! and Groundhog Day", linker)
+    assert update.seen == ("airplane-1980", "groundhog-day-1993")
