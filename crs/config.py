@@ -79,6 +79,14 @@ class LLMConfig:
 
 
 @dataclass(frozen=True)
+class NLUConfig:
+    # A second reading of each message by the LLM (JSON, validated, merged under the rules):
+    # "auto" uses it with a served LLM (backend openai) and skips it for the small local one,
+    # whose JSON is rarely usable and costs ~3 s a turn on a CPU.
+    llm_extract: str = "auto"  # auto | on | off
+
+
+@dataclass(frozen=True)
 class RetrievalConfig:
     candidates: int = 50  # fetched from the store per turn
     show: int = 5  # recommended per turn
@@ -99,6 +107,7 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
+    nlu: NLUConfig = field(default_factory=NLUConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
 

@@ -21,6 +21,7 @@ ITEM = Item("alien-1979", "Alien", 1979, ("Horror",), summary="A crew meets a mo
 VARIABLES = {
     "recommend": {"message": "hi", "top": ITEM, "blurb": "A crew meets a monster."},
     "ask": {"message": "hi", "genres": ["Drama", "Comedy"]},
+    "extract": {"message": 'I said "hi"'},
     "answer": {"question": "who directed it?", "facts": "Title: Alien (1979)", "answer": "Ridley Scott directed it."},
 }
 
