@@ -1,0 +1,226 @@
+"""Training loop for the sequential models, checkpoint loading and a model factory.
+
+``train(model, dataset, TrainConfig)``: each epoch visits every user with at least two training items
+once (shuffled, seeded); a user's example is the last ``max_len + 1`` training items, predicting each
+next item from the prefix (SASRec style), with one negative per position drawn from the items the
+user did not train on. Adam; every ``eval_every`` epochs NDCG@10 on the validation targets under the
+sampled-100 protocol (negatives drawn once, seeded); stops after ``patience`` evaluations without
+improvement and restores the best weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from crs.seqrec.base import SeqRecModel
+from crs.seqrec.data import NegativeSampler, SeqDataset, pad_left
+from crs.seqrec.metrics import evaluate, sample_eval_negatives
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    max_len: int | None = None  # default: model.config.max_len
+    seed: int = 0
+    eval_every: int = 5  # epochs between validation runs
+    patience: int = 4  # validation runs without improvement before stopping
+    eval_users: int | None = None  # validate on a seeded subset (None: every user)
+    max_seconds: float | None = None  # stop after the epoch that passes this wall time (validating then)
+    num_threads: int | None = None  # torch.set_num_threads when set (process-wide)
+    grad_clip: float | None = 5.0
+    bucket: bool = True  # batch users of similar length together and trim padding (much faster on CPU)
+    progress: bool = True
+    checkpoint: Path | None = None  # best model written here (with the item id map)
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    seconds: float  # training time of the epoch (excluding validation)
+    valid_hr: float | None = None
+    valid_ndcg: float | None = None
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_valid_ndcg: float
+    best_valid_hr: float
+    train_seconds: float  # wall time of train() including validation
+    history: list[EpochLog] = field(default_factory=list)
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    @property
+    def mean_epoch_seconds(self) -> float:
+        return float(np.mean([e.seconds for e in self.history])) if self.history else 0.0
+
+
+def _training_windows(dataset: SeqDataset, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Users with >= 2 training items and their last ``max_len + 1`` training items, left-padded
+    -> (users (U,), windows (U, max_len + 1))."""
+    users = np.array([u for u in range(dataset.num_users) if len(dataset.train(u)) >= 2], dtype=np.int64)
+    windows = pad_left([dataset.train(u) for u in users], max_len + 1)
+    return users, windows
+
+
+def _batches(lengths: np.ndarray, batch_size: int, bucket: bool, rng: np.random.Generator) -> list[np.ndarray]:
+    """Row indices per batch for one epoch: a shuffle, or (``bucket``) rows sorted by length with
+    random tie-breaks, cut into batches whose order is shuffled."""
+    order = rng.permutation(len(lengths))
+    if bucket:
+        order = order[np.argsort(lengths[order], kind="stable")]
+    batches = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))] if bucket else batches
+
+
+def train(model: SeqRecModel, dataset: SeqDataset, config: TrainConfig | None = None) -> TrainResult:
+    """Train ``model`` on ``dataset``'s training split; returns the log and leaves the best weights loaded."""
+    from tqdm.auto import tqdm
+
+    cfg = config or TrainConfig()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    max_len = cfg.max_len or model.config.max_len
+    start = time.perf_counter()
+
+    users, windows = _training_windows(dataset, max_len)
+    lengths = (windows != 0).sum(1)  # (U,)
+    if len(users) == 0:
+        raise ValueError(f"dataset {dataset.name!r} has no user with two training items")
+    sampler = NegativeSampler([dataset.train(u) for u in users], dataset.num_items)
+    eval_users = dataset.eval_users()
+    if cfg.eval_users is not None and len(eval_users) > cfg.eval_users:
+        eval_users = np.sort(np.random.default_rng(cfg.seed).choice(eval_users, cfg.eval_users, replace=False))
+    valid_negs = sample_eval_negatives(dataset, eval_users, 100, cfg.seed) if len(eval_users) else None
+    log.info("training %s on %d users (%s)", type(model).__name__, len(users), dataset.stats())
+
+    opt = torch.optim.Adam(
+        model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay, fused=True
+    )  # fused: one kernel for all parameters, ~10x faster than the per-parameter loop on CPU
+    history: list[EpochLog] = []
+    best: tuple[float, float, int] = (-1.0, 0.0, 0)  # (ndcg, hr, epoch)
+    best_state: dict[str, Any] | None = None
+    bad_evals = 0
+    epochs = tqdm(range(1, cfg.epochs + 1), desc=f"train {type(model).__name__}", disable=not cfg.progress)
+    for epoch in epochs:
+        t0 = time.perf_counter()
+        model.train()
+        losses = []
+        batches = _batches(lengths, cfg.batch_size, cfg.bucket, rng)
+        for rows in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not cfg.progress):
+            win = windows[rows]  # (B, L + 1)
+            win = win[:, int((win != 0).any(0).argmax()) :]  # drop all-padding leading columns -> (B, l + 1)
+            seq = torch.from_numpy(win[:, :-1])  # (B, l)
+            pos = torch.from_numpy(win[:, 1:])  # (B, l)
+            neg = torch.from_numpy(sampler.sample(rng, rows, win.shape[1] - 1) * (win[:, 1:] != 0))  # (B, l)
+            loss = model(seq, pos, neg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            losses.append(loss.item())
+        entry = EpochLog(epoch, float(np.mean(losses)), time.perf_counter() - t0)
+        history.append(entry)
+        out_of_time = cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds
+        last = epoch == cfg.epochs or out_of_time
+        if valid_negs is not None and (epoch % cfg.eval_every == 0 or last):
+            res = evaluate(
+                model, dataset, "valid", "sampled100", max_len=max_len, seed=cfg.seed, max_users=cfg.eval_users,
+                negatives=valid_negs, progress=False,
+            )  # fmt: skip
+            entry.valid_hr, entry.valid_ndcg = res["hr@10"], res["ndcg@10"]
+            if entry.valid_ndcg > best[0]:
+                best = (entry.valid_ndcg, entry.valid_hr, epoch)
+                best_state = copy.deepcopy(model.state_dict())
+                bad_evals = 0
+                if cfg.checkpoint:
+                    model.save(cfg.checkpoint, dataset.item_ids)
+            else:
+                bad_evals += 1
+            log.info(
+                "epoch %d loss %.4f (%.1fs) valid HR@10 %.4f NDCG@10 %.4f",
+                epoch, entry.loss, entry.seconds, entry.valid_hr, entry.valid_ndcg,
+            )  # fmt: skip
+            epochs.set_postfix(loss=f"{entry.loss:.4f}", ndcg=f"{entry.valid_ndcg:.4f}", best=f"{best[0]:.4f}")
+            if bad_evals >= cfg.patience:
+                log.info("early stop at epoch %d (best %d)", epoch, best[2])
+                break
+            if out_of_time:
+                log.info("time budget of %.0fs spent at epoch %d (best %d)", cfg.max_seconds, epoch, best[2])
+                break
+        else:
+            epochs.set_postfix(loss=f"{entry.loss:.4f}", best=f"{best[0]:.4f}")
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:  # no validation data: keep the last weights
+        best = (float("nan"), float("nan"), len(history))
+    model.eval()
+    return TrainResult(best[2], best[0], best[1], time.perf_counter() - start, history)
+
+
+# --- checkpoints and the model factory ---
+@dataclass
+class Checkpoint:
+    model: SeqRecModel
+    item_ids: list[str] | None  # item_ids[i]: original id of item index i (index 0 is padding)
+
+
+def model_classes() -> dict[str, tuple[type[SeqRecModel], type]]:
+    """Model name -> (class, config class)."""
+    from crs.seqrec.gru4rec import GRU4Rec, GRU4RecConfig
+    from crs.seqrec.lstm import LSTMConfig, LSTMIntent
+    from crs.seqrec.sasrec import SASRec, SASRecConfig
+
+    return {"sasrec": (SASRec, SASRecConfig), "gru4rec": (GRU4Rec, GRU4RecConfig), "lstm": (LSTMIntent, LSTMConfig)}
+
+
+def build_model(name: str, num_items: int, **overrides: Any) -> SeqRecModel:
+    """``build_model("sasrec", dataset.num_items, dropout=0.2)``; unknown names or fields raise."""
+    classes = model_classes()
+    if name not in classes:
+        raise ValueError(f"unknown model {name!r} (known: {', '.join(classes)})")
+    cls, cfg_cls = classes[name]
+    return cls(cfg_cls(num_items=num_items, **overrides))
+
+
+def save(model: SeqRecModel, path: str | Path, item_ids: list[str] | None = None) -> None:
+    """Write config + state_dict + item id map as one file (same as ``model.save``)."""
+    model.save(path, item_ids)
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Rebuild a model written by ``save``/``model.save``; returns it in eval mode with its item id map."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    by_class = {cls.__name__: (cls, cfg_cls) for cls, cfg_cls in model_classes().values()}
+    if not isinstance(blob, dict) or blob.get("model") not in by_class:
+        raise ValueError(
+            f"{path}: not a crs.seqrec checkpoint (model {blob.get('model') if isinstance(blob, dict) else None!r})"
+        )
+    cls, cfg_cls = by_class[blob["model"]]
+    model = cls(cfg_cls(**blob["config"]))
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    return Checkpoint(model, blob["item_ids"])
