@@ -30,6 +30,15 @@ Loss = Literal["bce", "ce", "sce", "bpr-max"]
 POOL = 1024  # at most this many of the batch's sampled negatives are shared by every position (sce, bpr-max)
 
 
+def item_embedding(num_items: int, dim: int) -> nn.Embedding:
+    """Item table for ids 1..num_items with row 0 the zero padding, scaled like the RNN papers."""
+    emb = nn.Embedding(num_items + 1, dim, padding_idx=0)
+    nn.init.normal_(emb.weight, std=dim**-0.5)
+    with torch.no_grad():
+        emb.weight[0].zero_()
+    return emb
+
+
 class SeqRecModel(nn.Module):
     """Base class. Subclasses set ``config`` (a dataclass with ``num_items``, ``max_len``, ``loss``),
     ``item_emb`` (``num_items + 1`` rows, padding_idx=0) and implement ``hidden``."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from crs.seqrec.base import Dropout, Loss, SeqRecModel, run_rnn
+from crs.seqrec.base import Dropout, Loss, SeqRecModel, item_embedding, run_rnn
 
 
 @dataclass
@@ -32,10 +32,7 @@ class LSTMIntent(SeqRecModel):
     def __init__(self, config: LSTMConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.item_emb = nn.Embedding(c.num_items + 1, c.embedding, padding_idx=0)
-        nn.init.normal_(self.item_emb.weight, std=c.embedding**-0.5)
-        with torch.no_grad():
-            self.item_emb.weight[0].zero_()
+        self.item_emb = item_embedding(c.num_items, c.embedding)
         self.dropout = Dropout(c.dropout)
         self.lstm = nn.LSTM(c.embedding, c.hidden, num_layers=c.layers, batch_first=True)
         self.out = nn.Linear(c.hidden, c.embedding)
