@@ -30,7 +30,7 @@ from crs.state import (
     apply,
     mark_shown,
 )
-from crs.store import ItemStore, first_sentences
+from crs.store import IndexReport, ItemStore, first_sentences
 from crs.tools import Candidate, retrieve, run_tool, score
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,14 @@ def clean_message(text: object, max_chars: int) -> tuple[str, list[str]]:
     return cleaned, notices
 
 
-def index_catalog(cfg: Config, catalog: Catalog, store: ItemStore, progress: bool = True) -> Catalog:
+def index_catalog(
+    cfg: Config, catalog: Catalog, store: ItemStore, progress: bool = True, prune: bool = False
+) -> tuple[Catalog, IndexReport]:
     """Index the configured part of the catalog (idempotent: unchanged items are skipped)."""
     subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.min_summary_chars)
-    report = store.index(subset.items, progress=progress)
+    report = store.index(subset.items, progress=progress, prune=prune)
     log.info("index: %s", report)
-    return subset
+    return subset, report
 
 
 class Agent:

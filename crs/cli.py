@@ -92,13 +92,12 @@ def _setup_logging(verbosity: int) -> None:
 
 
 def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.agent import index_catalog
     from crs.catalog import load_catalog
     from crs.store import ItemStore
 
     catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
-    subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.min_summary_chars)
-    store = ItemStore.from_config(cfg)
-    report = store.index(subset.items, prune=args.prune)
+    subset, report = index_catalog(cfg, catalog, ItemStore.from_config(cfg), prune=args.prune)
     print(
         f"indexed {len(subset)} of {len(catalog)} items into {cfg.store.host or cfg.store.path}: "
         f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
@@ -178,7 +177,7 @@ def cmd_setup(cfg: Config, args: argparse.Namespace) -> int:
     if cfg.llm.backend == "local":
         print(f"local model ready at {ensure_local_model(cfg)}")
     catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
-    subset = index_catalog(cfg, catalog, ItemStore.from_config(cfg))
+    subset, _ = index_catalog(cfg, catalog, ItemStore.from_config(cfg))
     print(f"index ready: {len(subset)} items")
     return 0
 

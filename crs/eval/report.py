@@ -53,7 +53,8 @@ class DialogueResult:
         return out
 
 
-def _rate(passed: int, total: int) -> float:
+def rate(passed: int, total: int) -> float:
+    """A share rounded to 4 places; 0 when there is nothing to count."""
     return round(passed / total, 4) if total else 0.0
 
 
@@ -76,13 +77,13 @@ class ScriptedReport:
             row["total"] += len(d.expectations)
             row["passed"] += sum(e.passed for e in d.expectations)
         for row in by_category.values():
-            row["pass_rate"] = _rate(int(row["passed"]), int(row["total"]))
+            row["pass_rate"] = rate(int(row["passed"]), int(row["total"]))
         passed = sum(e.passed for e in results)
         turns = [t for d in dialogues for t in d.turns]
         return cls(
             expectations_total=len(results),
             expectations_passed=passed,
-            pass_rate=_rate(passed, len(results)),
+            pass_rate=rate(passed, len(results)),
             violations=sum(len(t.violations) for t in turns),
             invented_titles=sum(len(t.invented) for t in turns),
             by_category=dict(sorted(by_category.items())),

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from crs.catalog import Catalog, Item, normalize_title
+from crs.eval.report import rate
 from crs.lexicon import COMMON_WORDS
 from crs.llm import Message
 from crs.state import Session
@@ -312,10 +313,6 @@ class SimDialogue:
         return sum(len(t.violations) for t in self.turns)
 
 
-def _rate(n: int, total: int) -> float:
-    return round(n / total, 4) if total else 0.0
-
-
 @dataclass
 class SimulationReport:
     simulator: str
@@ -340,13 +337,13 @@ class SimulationReport:
         return cls(
             simulator=simulator,
             max_turns=max_turns,
-            success_rate=_rate(sum(d.success for d in dialogues), n),
+            success_rate=rate(sum(d.success for d in dialogues), n),
             avg_turns=round(sum(d.turns_used for d in dialogues) / n, 3) if n else 0.0,
-            recall_at_1=_rate(sum(r <= 1 for r in ranks), n),
-            recall_at_10=_rate(sum(r <= 10 for r in ranks), n),
+            recall_at_1=rate(sum(r <= 1 for r in ranks), n),
+            recall_at_10=rate(sum(r <= 10 for r in ranks), n),
             violations=sum(d.violations for d in dialogues),
             success_by_turn={
-                t: _rate(sum(d.success and d.turns_used <= t for d in dialogues), n) for t in range(1, max_turns + 1)
+                t: rate(sum(d.success and d.turns_used <= t for d in dialogues), n) for t in range(1, max_turns + 1)
             },
             llm_fallbacks=sum(t.source == "rules-fallback" for d in dialogues for t in d.turns),
             dialogues=dialogues,
