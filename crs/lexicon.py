@@ -21,7 +21,7 @@ COMMON_WORDS = frozenset(
     thing think this those though time to today too try two under until up us very want was watch watched
     way we well were what when where which while who whom why will with without would yes yet you your yours
     tonight weekend okay ok hi hello hey nope sorry tired bored free alone together family friends kids don
-    t s ve ll re d m didn doesn isn wasn won aren couldn wouldn haven hasn hadn weren shouldn
+    fan fans t s ve ll re d m didn doesn isn wasn won aren couldn wouldn haven hasn hadn weren shouldn
     """.split()
 )
 
@@ -161,3 +161,69 @@ TITLE_ALIASES = {
     "t2": "terminator 2 judgment day",
     "lotr": "lord of the rings fellowship of the ring",
 }
+
+# Themes people ask for that are no catalog genre: canonical name -> (what people say, word stems
+# that show the theme in an item's summary). Multi-word forms only where one word is also an
+# evaluation ("slow" in "Alien was slow" judges the film; "slow burn" asks for a pace).
+THEMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "time travel": (
+        ("time travel", "time traveling", "time travelling", "time traveler", "time machine", "time machines",
+         "time loop", "time loops"),
+        ("time travel", "time machine", "time loop", "back in time", "travels back", "sent back in", "time-travel"),
+    ),
+    "space": (
+        ("space", "outer space", "space travel", "spaceships", "spaceship", "astronauts", "astronaut"),
+        ("space", "astronaut", "spaceship", "spacecraft", "galaxy", "planet"),
+    ),
+    "aliens": (
+        ("aliens", "alien invasion", "extraterrestrials", "extraterrestrial", "ufos", "ufo"),
+        ("alien", "extraterrestrial", "ufo"),
+    ),
+    "zombies": (("zombie", "zombies", "undead"), ("zombie", "undead")),
+    "vampires": (("vampire", "vampires"), ("vampire", "dracula")),
+    "robots": (
+        ("robot", "robots", "androids", "android", "artificial intelligence", "cyborgs", "cyborg"),
+        ("robot", "android", "cyborg", "artificial intelligence"),
+    ),
+    "dinosaurs": (("dinosaur", "dinosaurs"), ("dinosaur",)),
+    "high school": (("high school", "highschool"), ("high school", "prom ")),
+    "road trip": (("road trip", "road trips", "road movie", "road movies"), ("road trip", "cross-country", "across the country")),
+    "true story": (
+        ("true story", "true stories", "based on a true story", "real events", "true events"),
+        ("true story", "real-life", "true events", "real events", "based on the life"),
+    ),
+    "dogs": (("dog", "dogs", "puppy", "puppies"), ("dog", "puppy", "puppies")),
+    "christmas": (("christmas", "xmas", "holiday season"), ("christmas", "santa")),
+    "revenge": (("revenge", "vengeance", "payback"), ("revenge", "avenge", "vengeance")),
+    "magic": (("magic", "wizards", "wizard", "witches", "witch", "sorcery"), ("magic", "wizard", "witch", "sorcer")),
+    "serial killers": (("serial killer", "serial killers"), ("serial killer",)),
+    "world war ii": (
+        ("world war ii", "world war 2", "world war two", "second world war", "wwii", "ww2", "nazis"),
+        ("world war ii", "second world war", "nazi"),
+    ),
+    "apocalypse": (
+        ("apocalypse", "apocalyptic", "post apocalyptic", "end of the world", "doomsday"),
+        ("apocalyp", "end of the world", "nuclear war", "doomsday"),
+    ),
+    "sharks": (("shark", "sharks"), ("shark",)),
+    "monsters": (("monster", "monsters", "creature feature", "creature features"), ("monster", "creature")),
+    "twist": (("twist", "twists", "plot twist", "twist ending", "plot twists"), ("twist", "turns out", "revealed to be")),
+    "slow": (("slow burn", "slow paced", "slow moving", "slow burning"), ("slow", "meditative", "contemplative", "quiet")),
+    "violent": (
+        ("violence", "violent", "gore", "gory", "bloody", "bloodshed", "brutal"),
+        ("violen", "gore", "gory", "brutal", "bloody", "slasher", "massacre", "murder", "kill"),
+    ),
+    "dark": (("dark", "bleak", "grim", "depressing movies", "depressing films"), ("dark", "bleak", "grim", "tragic", "disturbing", "horror", "death")),
+}  # fmt: skip
+
+# How strongly a cue word says it: "love", "hate", "favorite" weigh more than "like", and
+# "kind of", "a bit", "don't mind" less. The strength scales soft preferences; every dislike
+# still excludes.
+STRONG_CUES = frozenset(
+    "love loved loves adore adored favorite favourite favorites favourites hate hated hates obsessed "
+    "absolutely really totally huge big passionate stand".split()
+)
+MILD_CUES = (
+    "kind of", "kinda", "sort of", "a bit", "a little", "somewhat", "don t mind", "do not mind", "okay with",
+    "ok with", "fine with", "not a big fan", "not a huge fan", "not really into", "maybe",
+)  # fmt: skip

@@ -26,6 +26,7 @@ from crs.lexicon import (
     EXPERIENCE,
     GENRE_SYNONYMS,
     MAX_TITLE_TOKENS,
+    MILD_CUES,
     NEGATED_POSITIVE,
     NEGATORS,
     NEVER_FLIPPED,
@@ -37,7 +38,9 @@ from crs.lexicon import (
     QUESTION_AUX,
     QUESTION_WORDS,
     SEEN_CUES,
+    STRONG_CUES,
     SUBJECTS,
+    THEMES,
     TITLE_ALIASES,
     YOU,
 )
@@ -80,7 +83,8 @@ class Mention:
 
 
 class Linker:
-    """Finds catalog titles, genres and cast members in text; built once per catalog."""
+    """Finds catalog titles, genres, cast members and themes ("time travel") in text; built
+    once per catalog."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -100,6 +104,12 @@ class Linker:
                 self._genres[form] = known
         for g, name in list(genre_names.items()):
             self._genres.setdefault(g + "s", (name,))
+        self._themes: dict[str, str] = {}
+        for theme, (forms, _) in THEMES.items():
+            for form in forms:
+                key = " ".join(t.norm for t in tokenize(form))
+                if key not in self._genres:
+                    self._themes[key] = theme
         self._people: dict[str, str] = {}
         for item in catalog:
             for person in item.cast:
@@ -163,6 +173,11 @@ class Linker:
             person = self._phrase_at(tokens, i, self._people, 3)
             if hit is not None and person is not None and person[1] > hit[1]:
                 hit = None
+            theme = self._phrase_at(tokens, i, self._themes, 5)
+            # "a slow burn thriller" asks for a pace; "Slow Burn" typed as a title names the film.
+            lower = hit is not None and not any(t.text[:1].isupper() for t in tokens[i : i + hit[1]])
+            if hit is not None and theme is not None and theme[1] >= hit[1] and lower:
+                hit = None
             if hit is not None:
                 item, n = hit
                 start = i - 1 if i > 0 and tokens[i - 1].norm in {"the", "a", "an"} else i
@@ -179,6 +194,11 @@ class Linker:
                 names, n = genre
                 for name in names:
                     out.append(Mention("genre", name, text[tokens[i].start : tokens[i + n - 1].end], i, i + n))
+                i += n
+                continue
+            if theme is not None:
+                value, n = theme
+                out.append(Mention("keyword", value, text[tokens[i].start : tokens[i + n - 1].end], i, i + n))
                 i += n
                 continue
             i += 1
@@ -223,7 +243,8 @@ def _polarities(
         elif w in NEGATED_POSITIVE and k - negated_recently <= 3:
             polarity, negated_recently = 1, -99
         elif w in EXPERIENCE:
-            if k - negated_recently <= 5:
+            habit = w == "watch" and negated_recently >= 0 and _habitual(tokens, negated_recently)
+            if k - negated_recently <= 5 and not habit:  # "I don't watch gore" is taste, not experience
                 polarity, negated_recently = 0, -99
             experienced = True
         elif w == "than" and prev == "other" or w in NEGATORS and not (w == "least" and prev == "at"):
@@ -240,6 +261,14 @@ def _polarities(
             negative_at = k if flipped else negative_at
         out.append(polarity)
     return out
+
+
+def _habitual(tokens: list[Token], negator: int) -> bool:
+    """The negator at ``negator`` is present or future ("don't", "never", "won't"), not past
+    ("didn't", "haven't"): "I don't watch X" says what the user avoids."""
+    w = tokens[negator].norm
+    before = tokens[negator - 1].norm if negator else ""
+    return w in {"never", "dont"} or (w == "t" and before in {"don", "doesn", "won"})
 
 
 def _clause_bounds(
@@ -326,6 +355,7 @@ def understand(text: str, linker: Linker, turn: int = 0) -> BeliefUpdate:
     polarity = _polarities(tokens, clauses, inside, text)
     words = [t.norm for t in tokens]
     pols: list[int] = []
+    strengths: list[float] = []
     seen: list[str] = []
     for i, m in enumerate(mentions):
         c = clauses[m.start]
@@ -348,10 +378,12 @@ def understand(text: str, linker: Linker, turn: int = 0) -> BeliefUpdate:
             if not (post or any(w in POSITIVE or w in NEGATORS for w in before)):
                 pol = 0  # "I've seen Se7en": seen, no opinion (yet)
         pols.append(pol)
+        since_last = [words[k] for k in span if (mentions[i - 1].end if i else 0) <= k < m.start and k not in inside]
+        strengths.append(_strength(since_last if _strength(since_last) != 1.0 else after))
     _resolve_anaphora(words, clauses, inside, polarity, mentions, pols)
     prefs = [
-        Preference(m.kind, m.value, 1 if p > 0 else -1, turn=turn, source="rule", text=m.text)
-        for m, p in zip(mentions, pols, strict=True)
+        Preference(m.kind, m.value, 1 if p > 0 else -1, turn=turn, source="rule", text=m.text, strength=s)
+        for m, p, s in zip(mentions, pols, strengths, strict=True)
         if p != 0
     ]
     # One statement per thing: the last mention in the message wins.
@@ -360,6 +392,15 @@ def understand(text: str, linker: Linker, turn: int = 0) -> BeliefUpdate:
         unique.pop(p.key, None)
         unique[p.key] = p
     return BeliefUpdate(preferences=tuple(unique.values()), seen=tuple(dict.fromkeys(seen)))
+
+
+def _strength(words: list[str]) -> float:
+    """How strongly the words around a mention say it: 0.5 for "kind of like", "not a big
+    fan"; 1.5 for "love", "hate", "favorite", "can't stand"; 1 otherwise."""
+    text = " " + " ".join(words) + " "
+    if any(f" {cue} " in text for cue in MILD_CUES):
+        return 0.5
+    return 1.5 if STRONG_CUES.intersection(words) else 1.0
 
 
 def _resolve_anaphora(

@@ -22,6 +22,7 @@ class Preference:
     turn: int = 0
     source: str = "rule"  # rule | llm | profile | ui
     text: str = ""  # the words it was read from, for explanations
+    strength: float = 1.0  # 0.5 mild ("kind of like"), 1 plain, 1.5 strong ("love", "can't stand")
 
     @property
     def key(self) -> tuple[str, str]:

@@ -87,7 +87,7 @@ def test_positive_text_drops_negated_words() -> None:
         # A new sentence starts afresh.
         ("No horror. Something like Alien", {("genre", "Horror", -1), ("item", "alien-1979", 1)}),
         # Examples after a negated verb share its polarity.
-        ("I'm not into gory movies like Alien", {("item", "alien-1979", -1)}),
+        ("I'm not into gory movies like Alien", {("item", "alien-1979", -1), ("keyword", "violent", -1)}),
     ],
 )
 def test_polarity_rules(text: str, expected: set, linker: Linker) -> None:
@@ -132,3 +132,40 @@ def test_found_by_the_scripted_dialogues(text: str, expected: set, linker: Linke
 def test_title_exclamation_does_not_end_the_clause(linker: Linker) -> None:
     update = understand("Comedy please, but I've already watched Airplane! and Groundhog Day", linker)
     assert update.seen == ("airplane-1980", "groundhog-day-1993")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "I want a movie about time travel but no zombies",
+            {("keyword", "time travel", 1), ("keyword", "zombies", -1)},
+        ),
+        ("I don't watch anything with gore", {("keyword", "violent", -1)}),
+        ("I didn't watch Alien", set()),  # past: not seen, no taste
+        ("a slow burn thriller please", {("keyword", "slow", 1), ("genre", "Thriller", 1)}),
+        ("I loved Slow Burn", {("item", "slow-burn-2007", 1)}),  # typed as a title, it is the film
+        ("something with space and aliens", {("keyword", "space", 1), ("keyword", "aliens", 1)}),
+        ("I loved Aliens", {("item", "aliens-1986", 1)}),
+        ("not a big fan of horror", {("genre", "Horror", -1)}),  # not the film "Big Fan"
+    ],
+)
+def test_themes_are_keywords_with_polarity(text: str, expected: set, linker: Linker) -> None:
+    assert prefs(text, linker) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "strengths"),
+    [
+        (
+            "I love Alien, kind of like comedies, can't stand musicals",
+            {"alien-1979": 1.5, "Comedy": 0.5, "Musical": 1.5},
+        ),
+        ("I like thrillers", {"Thriller": 1.0}),
+        ("not a big fan of horror", {"Horror": 0.5}),
+        ("I really hate romance", {"Romance": 1.5}),
+    ],
+)
+def test_preference_strength_is_graded(text: str, strengths: dict[str, float], linker: Linker) -> None:
+    got = {p.value: p.strength for p in understand(text, linker).preferences}
+    assert got == strengths
