@@ -1,5 +1,7 @@
 """Sequential recommenders over item-id histories: data loading and leave-one-out splits, SASRec,
-GRU4Rec and an LSTM intent encoder, training, and HR/NDCG evaluation (sampled-100 and full ranking).
+GRU4Rec and an LSTM intent encoder, the LLM-based DUIP (LSTM intent -> soft prompts -> LLM) and
+P2Rec (LLM-knowledge-enhanced item embeddings), training, and HR/NDCG evaluation (sampled-100 and
+full ranking).
 
 Names are imported lazily so that ``import crs.seqrec`` does not load torch. The trainer is
 ``crs.seqrec.train.train`` (``crs.seqrec.train`` is the module).
@@ -27,6 +29,14 @@ _EXPORTS = {
     "GRU4RecConfig": "gru4rec",
     "LSTMIntent": "lstm",
     "LSTMConfig": "lstm",
+    "DUIP": "duip",
+    "DUIPConfig": "duip",
+    "DUIPTrainConfig": "duip",
+    "train_duip": "duip",
+    "P2RecConfig": "p2rec",
+    "build_knowledge": "p2rec",
+    "attach_knowledge": "p2rec",
+    "load_item_titles": "train",
     "TrainConfig": "train",
     "TrainResult": "train",
     "Checkpoint": "train",

@@ -183,6 +183,7 @@ def train(model: SeqRecModel, dataset: SeqDataset, config: TrainConfig | None = 
 class Checkpoint:
     model: SeqRecModel
     item_ids: list[str] | None  # item_ids[i]: original id of item index i (index 0 is padding)
+    titles: list[str] | None = None  # titles[i]: "Title (year)" of item index i, when known
 
 
 def model_classes() -> dict[str, tuple[type[SeqRecModel], type]]:
@@ -203,24 +204,89 @@ def build_model(name: str, num_items: int, **overrides: Any) -> SeqRecModel:
     return cls(cfg_cls(num_items=num_items, **overrides))
 
 
-def save(model: SeqRecModel, path: str | Path, item_ids: list[str] | None = None) -> None:
-    """Write config + state_dict + item id map as one file (same as ``model.save``)."""
+def save(
+    model: SeqRecModel, path: str | Path, item_ids: list[str] | None = None, titles: list[str] | None = None
+) -> None:
+    """Write config + state_dict + item id map as one file (``model.save``), plus the item titles
+    (``titles[i]`` names item index i) that let a scorer match the items to a catalog by name."""
     model.save(path, item_ids)
+    if titles is not None:
+        if item_ids is not None and len(titles) != len(item_ids):
+            raise ValueError(f"{len(titles)} titles for {len(item_ids)} item ids")
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob["titles"] = list(titles)
+        torch.save(blob, path)
 
 
-def load(path: str | Path) -> Checkpoint:
-    """Rebuild a model written by ``save``/``model.save``; returns it in eval mode with its item id map."""
+def load(path: str | Path, model_dir: str | Path | None = None) -> Checkpoint:
+    """Rebuild a model written by ``save``/``model.save``; returns it in eval mode with its item id map
+    (and item titles when the checkpoint has them). A P2Rec-enhanced backbone comes back with its
+    knowledge embeddings; a DUIP checkpoint reloads its LLM from ``model_dir`` (default: the one it
+    was trained with)."""
+    import pickle
+    import zipfile
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable crs.seqrec checkpoint ({exc})") from None
     by_class = {cls.__name__: (cls, cfg_cls) for cls, cfg_cls in model_classes().values()}
-    if not isinstance(blob, dict) or blob.get("model") not in by_class:
-        raise ValueError(
-            f"{path}: not a crs.seqrec checkpoint (model {blob.get('model') if isinstance(blob, dict) else None!r})"
-        )
-    cls, cfg_cls = by_class[blob["model"]]
+    name = blob.get("model") if isinstance(blob, dict) else None
+    if name == "DUIP":
+        from crs.seqrec.duip import DUIP
+
+        model: SeqRecModel = DUIP.from_blob(blob, str(model_dir) if model_dir else None)
+        return Checkpoint(model.eval(), blob["item_ids"], blob.get("titles"))
+    if name not in by_class:
+        raise ValueError(f"{path}: not a crs.seqrec checkpoint (model {name!r})")
+    cls, cfg_cls = by_class[name]
     model = cls(cfg_cls(**blob["config"]))
+    knowledge = blob["state_dict"].get("item_emb.knowledge")
+    if knowledge is not None:
+        from crs.seqrec.p2rec import attach_knowledge
+
+        attach_knowledge(model, torch.zeros_like(knowledge))
     model.load_state_dict(blob["state_dict"])
     model.eval()
-    return Checkpoint(model, blob["item_ids"])
+    return Checkpoint(model, blob["item_ids"], blob.get("titles"))
+
+
+def load_item_titles(path: str | Path, item_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Names for a dataset's items from a CSV such as MovieLens ``movies.csv`` (header with an id
+    column ``movieId``/``item_id``/``id``, a ``title`` column and optionally ``genres``, ``|``-separated)
+    -> (titles, texts) aligned with ``item_ids``: titles like "Alien (1979)", texts "Alien (1979): Horror, Sci-Fi".
+    Items missing from the file are named by their id."""
+    import csv
+    import gzip
+    import io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"item titles file not found: {path}")
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    with io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        id_col = next((c for c in ("movieId", "item_id", "id") if c in fields), None)
+        if id_col is None or "title" not in fields:
+            raise ValueError(f"{path}: expected a header with an id column (movieId, item_id or id) and title")
+        by_id: dict[str, tuple[str, str]] = {}
+        for row in reader:
+            title = (row.get("title") or "").strip()
+            genres = [g for g in (row.get("genres") or "").split("|") if g and g != "(no genres listed)"]
+            by_id[str(row[id_col]).strip()] = (title, f"{title}: {', '.join(genres)}" if genres else title)
+    titles, texts = [""], [""]
+    missing = 0
+    for iid in item_ids[1:]:
+        title, text = by_id.get(iid, ("", ""))
+        if not title:
+            missing += 1
+            title = text = f"item {iid}"
+        titles.append(title)
+        texts.append(text)
+    if missing:
+        log.warning("%d of %d items have no title in %s", missing, len(item_ids) - 1, path)
+    return titles, texts

@@ -1,0 +1,201 @@
+"""``crs train seqrec`` and ``crs eval seqrec``: train a sequential scorer on interaction data and
+measure it (leave-one-out, HR@10 / NDCG@10 under the sampled-100 and full-ranking protocols).
+
+    crs train seqrec --model sasrec --data ../shared/data/movielens-latest-small --out models/ml-sasrec
+    crs eval seqrec --checkpoint models/ml-sasrec --data ../shared/data/movielens-latest-small
+
+The output folder gets ``model.pt`` (config, weights, item ids and titles; what ``[scorer]
+checkpoint`` points at) and ``train.json`` (settings, timings, validation scores). ``duip`` and
+``p2rec`` need item titles (``--titles``, default ``movies.csv`` beside the ratings) and the local LLM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from crs.config import Config
+
+log = logging.getLogger(__name__)
+
+MODELS = ("lstm", "sasrec", "gru4rec", "duip", "p2rec")
+CHECKPOINT = "model.pt"
+
+
+class SeqCliError(ValueError):
+    """Bad arguments or data for the seqrec commands (printed as ``crs: error: ...``)."""
+
+
+def add_train_parser(sub: Any) -> None:
+    sp = sub.add_parser("train", help="train a model")
+    tr = sp.add_subparsers(dest="train_command", required=True)
+    sq = tr.add_parser("seqrec", help="train a sequential scorer (writes OUT/model.pt)")
+    sq.add_argument("--model", required=True, choices=MODELS)
+    sq.add_argument("--data", required=True, help="ratings.csv, a .inter or SASRec .txt file, or a folder with one")
+    sq.add_argument("--out", required=True, help="checkpoint folder")
+    sq.add_argument("--titles", help="item titles CSV (id, title[, genres]); default: movies.csv beside the data")
+    sq.add_argument("--epochs", type=int, default=200)
+    sq.add_argument("--max-minutes", type=float, default=30.0, help="training time budget per network (0: none)")
+    sq.add_argument("--max-len", type=int, default=None, help="history length (default: the model's)")
+    sq.add_argument("--loss", choices=["bce", "ce", "sce", "bpr-max"], help="training loss (default: the model's)")
+    sq.add_argument("--seed", type=int, default=42)
+    sq.add_argument("--threads", type=int, default=1)
+    sq.add_argument("--steps", type=int, default=300, help="duip: end-to-end steps; p2rec: LoRA tuning steps")
+    sq.add_argument("--model-dir", help="duip/p2rec: the LLM's transformers dir (default: the local SmolLM2 cache)")
+    sq.add_argument("--device", default="cpu", help="duip/p2rec: device for the LLM stages")
+
+
+def add_eval_parser(ev: Any) -> None:
+    sq = ev.add_parser("seqrec", help="HR@10 / NDCG@10 of a sequential scorer checkpoint (leave-one-out test)")
+    sq.add_argument("--checkpoint", required=True, help="model.pt or the folder holding it")
+    sq.add_argument("--data", required=True, help="the interaction data it was trained on")
+    sq.add_argument("--protocol", choices=["sampled100", "full", "both"], default="both")
+    sq.add_argument("--seed", type=int, default=42)
+    sq.add_argument("--max-users", type=int, default=None, help="evaluate a seeded subset of users")
+    sq.add_argument("--model-dir", help="duip: the LLM's transformers dir if not the one it was trained with")
+
+
+def _checkpoint_path(path: str) -> Path:
+    p = Path(path)
+    return p / CHECKPOINT if p.is_dir() else p
+
+
+def _titles_path(args: argparse.Namespace) -> Path | None:
+    if args.titles:
+        return Path(args.titles)
+    data = Path(args.data)
+    folder = data if data.is_dir() else data.parent
+    return folder / "movies.csv" if (folder / "movies.csv").is_file() else None
+
+
+def _model_dir(cfg: Config, given: str | None) -> str:
+    if given:
+        return given
+    from crs.llm_local import ensure_local_model
+
+    return str(ensure_local_model(cfg))
+
+
+def train_seqrec(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
+    """Train ``args.model`` and write OUT/model.pt and OUT/train.json; returns the summary."""
+    from crs.seqrec.data import load_dataset
+    from crs.seqrec.train import TrainConfig, build_model, load_item_titles, save, train
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    ds = load_dataset(args.data)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SeqCliError(f"--out {out} exists and is not a folder")
+    titles_path = _titles_path(args)
+    titles = texts = None
+    if titles_path is not None:
+        titles, texts = load_item_titles(titles_path, ds.item_ids)
+    elif args.model in ("duip", "p2rec"):
+        raise SeqCliError(f"--model {args.model} needs item titles: pass --titles (a CSV with id and title columns)")
+    start = time.perf_counter()
+    backbone = {"duip": "lstm", "p2rec": "sasrec"}.get(args.model, args.model)
+    overrides: dict[str, Any] = {}
+    if args.max_len:
+        overrides["max_len"] = args.max_len
+    if args.loss and args.model != "duip":
+        overrides["loss"] = args.loss
+    tcfg = TrainConfig(
+        epochs=args.epochs, seed=args.seed, num_threads=args.threads,
+        max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+    )  # fmt: skip
+    model = build_model(backbone, ds.num_items, **overrides)
+    res = train(model, ds, tcfg)
+    summary: dict[str, Any] = {
+        "model": args.model, "data": str(args.data), "dataset": ds.stats(), "seed": args.seed,
+        "backbone": {"name": backbone, "best_epoch": res.best_epoch, "epochs": res.epochs_run,
+                     "valid_ndcg@10": res.best_valid_ndcg, "seconds": round(res.train_seconds, 1)},
+    }  # fmt: skip
+    if args.model == "p2rec":
+        from crs.seqrec.duip import load_llm
+        from crs.seqrec.p2rec import P2RecConfig, attach_knowledge, build_knowledge
+
+        llm, tok = load_llm(_model_dir(cfg, args.model_dir), "bfloat16")
+        llm.to(args.device)
+        pcfg = P2RecConfig(seed=args.seed, tune_steps=args.steps)
+        know = build_knowledge(model, ds, texts, llm, tok, pcfg)  # type: ignore[arg-type]
+        del llm
+        model = attach_knowledge(build_model("sasrec", ds.num_items, **overrides), know.knowledge, know.projection)
+        res = train(model, ds, tcfg)
+        summary["p2rec"] = {"stage_seconds": know.seconds, "tune_kl": know.tune_losses[-1:], "best_epoch": res.best_epoch,
+                            "valid_ndcg@10": res.best_valid_ndcg, "seconds": round(res.train_seconds, 1)}  # fmt: skip
+    elif args.model == "duip":
+        from crs.seqrec.duip import DUIP, DUIPConfig, DUIPTrainConfig, init_from_lstm, train_duip
+
+        lc = model.config
+        dcfg = DUIPConfig(
+            num_items=ds.num_items, max_len=lc.max_len, embedding=lc.embedding, hidden=lc.hidden,
+            model_dir=_model_dir(cfg, args.model_dir), dtype="bfloat16",
+        )  # fmt: skip
+        duip = DUIP(dcfg, titles)  # type: ignore[arg-type]
+        init_from_lstm(duip, model)
+        duip.to(args.device)
+        d = train_duip(duip, ds, DUIPTrainConfig(steps=args.steps, seed=args.seed, num_threads=args.threads))
+        summary["duip"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+        out.mkdir(parents=True, exist_ok=True)
+        duip.save(out / CHECKPOINT, ds.item_ids)
+    if args.model != "duip":
+        out.mkdir(parents=True, exist_ok=True)
+        save(model, out / CHECKPOINT, ds.item_ids, titles)
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    (out / "train.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    return summary
+
+
+def eval_seqrec(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    from crs.seqrec.data import load_dataset
+    from crs.seqrec.metrics import evaluate
+    from crs.seqrec.train import load
+
+    ck = load(_checkpoint_path(args.checkpoint), args.model_dir)
+    ds = load_dataset(args.data)
+    if ck.item_ids is not None and list(ck.item_ids) != list(ds.item_ids):
+        raise SeqCliError(
+            f"the checkpoint's {len(ck.item_ids) - 1} items are not the {ds.num_items} items of {args.data}; "
+            "evaluate on the data it was trained on"
+        )
+    protocols = ["sampled100", "full"] if args.protocol == "both" else [args.protocol]
+    out = {}
+    for protocol in protocols:
+        ev = evaluate(ck.model, ds, "test", protocol, seed=args.seed, max_users=args.max_users)  # type: ignore[arg-type]
+        out[protocol] = {**ev.metrics, "users": ev.users}
+    return out
+
+
+def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.seqrec.data import DataFormatError
+
+    try:
+        summary = train_seqrec(cfg, args)
+    except (SeqCliError, DataFormatError, FileNotFoundError, ValueError, ImportError) as exc:
+        print(f"crs: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {Path(args.out) / CHECKPOINT} ({summary['seconds']:.0f}s); details in {Path(args.out) / 'train.json'}"
+    )
+    return 0
+
+
+def cmd_eval_seqrec(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.seqrec.data import DataFormatError
+
+    try:
+        results = eval_seqrec(args)
+    except (SeqCliError, DataFormatError, FileNotFoundError, ValueError, ImportError) as exc:
+        print(f"crs: error: {exc}", file=sys.stderr)
+        return 2
+    for protocol, m in results.items():
+        print(f"{protocol}: HR@10 {m['hr@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}  ({m['users']} users)")
+    return 0
