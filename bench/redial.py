@@ -1,0 +1,120 @@
+"""ReDial benchmark: the product's pipeline (understanding, belief, retrieval, scoring,
+dispreference filtering) ranks the full ReDial catalog at every recommender turn of the iEvaLM
+validation split; Recall@1/10/50 with all gold mentions and with repeated mentions removed,
+beside the published figures.
+
+    .venv/bin/python bench/redial.py [--turns FILE] [--limit N] [--model-dir DIR]
+
+Runs ``crs.eval.redial.run_redial`` (the same code as ``crs eval redial``): components are trained
+on the partial-train dialogues not in FILE (plus ml-latest-small for SASRec) unless --model-dir
+holds them. Writes bench/results/redial.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from crs.eval.redial import RedialRun, markdown_table, run_redial  # noqa: E402
+from crs.eval.redial_data import DEFAULT_INFO, DEFAULT_MOVIELENS, DEFAULT_MOVIES, DEFAULT_TRAIN, DEFAULT_TURNS  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+# Published figures, Recall@1/10/50 (None: not reported).
+PUBLISHED = {
+    "UniCRS (KDD'22, paper; all mentions)": {"recall@1": 0.051, "recall@10": 0.224, "recall@50": 0.428},
+    "UniCRS (Kostric & Balog reproduction; no repeats)": {
+        "no_repeat": {"recall@1": 0.024, "recall@10": 0.180, "recall@50": 0.335}
+    },
+    "ReFICR (no repeats)": {"no_repeat": {"recall@1": 0.018, "recall@10": 0.213, "recall@50": 0.465}},
+    "GPT-4 zero-shot (He et al. 2023)": {"recall@1": 0.045, "recall@10": 0.180, "recall@50": None},
+}
+NOT_RUN = ["+ profile (not run: out of scope here)", "+ LoRA fine-tuned LLM reranker (not run: out of scope here)"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--turns", default=str(DEFAULT_TURNS))
+    p.add_argument("--limit", type=int)
+    p.add_argument("--model-dir")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "transformers", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    run = RedialRun(
+        turns=Path(args.turns),
+        out=None,
+        movies=DEFAULT_MOVIES,
+        info=DEFAULT_INFO,
+        model_dir=Path(args.model_dir) if args.model_dir else None,
+        limit=args.limit,
+        train_files=DEFAULT_TRAIN,
+        movielens=DEFAULT_MOVIELENS,
+        seq_epochs=args.epochs,
+    )
+    report = run_redial(run)
+    rows = dict(report["ablation"])  # type: ignore[arg-type]
+    rows |= {name: {} for name in NOT_RUN}
+    rows |= PUBLISHED
+    table = markdown_table(rows)
+    t = report["trained_on"]
+    u = report["understanding"]
+    tuning = t["tuning"]  # type: ignore[index]
+    notes = [
+        f"Split: `{Path(args.turns).name}`{' (first ' + str(args.limit) + ' turns)' if args.limit else ''}: "
+        f"{report['turns']} recommender turns, {report['samples']} (turn, gold movie) samples; no-repeat: "
+        f"{report['no_repeat']['turns']} turns, {report['no_repeat']['samples']} samples. "  # type: ignore[index]
+        f"Full ReDial catalog: {report['catalog_items']} movies.",
+        f"Trained on {t['dialogues']} ReDial partial-train dialogues (the {report['dialogues_left_out_of_training']} "  # type: ignore[index]
+        f"dialogues of the evaluated file left out): popularity and co-occurrence counted on them; SASRec trained on "
+        f"their {t['sasrec_sequences']} movie-mention sequences; an item-item cosine over {t['movielens_users']} "  # type: ignore[index]
+        "ml-latest-small users' liked films (rating >= 4, IMDb-id match) as external interactions. "
+        f"Blending weights chosen by coordinate search on {tuning.get('held_out_turns')} held-out turns of the "
+        f"training dialogues ({tuning.get('folds')} dialogue-level folds, each scored by components trained on the "
+        f"other folds), never on the evaluated file: {report['weights']}.",
+        f"Understanding: {u['linked_movie_mentions']} movie mentions found by the product's linker in the context "  # type: ignore[index]
+        f"text, {u['given_movie_mentions']} given by the file (`entity` names); their union is used. Belief from "  # type: ignore[index]
+        "crs.nlu.understand + crs.state.apply over the seeker's utterances.",
+        "Retrieval only: cosine of the MiniLM item vectors (crs.store.ItemStore, genres/cast/2 plot sentences from "
+        "id2info; IMDb plots used at evaluation time only, not shipped) to the seeker's latest two utterances "
+        "(negated words dropped) plus the liked movies. In the no-repeat columns every movie already mentioned is "
+        "excluded from the ranking (the agent never recommends what was named); in the all-mentions columns they "
+        "stay, with tuned bonuses for movies the recommender or the seeker already named. Two gold titles of the "
+        'file ("(2007)", a ReDial movie with no name) are not in the catalog and are dropped.',
+        "Published figures are from the papers (UniCRS all-mentions; no-repeat from Kostric & Balog's reproduction "
+        "and ReFICR; GPT-4 from He et al. 2023), trained on the full 10,006-dialogue ReDial train split; ours sees "
+        f"{t['dialogues']} training dialogues.",  # type: ignore[index]
+        f"Time: {report['seconds']} s on a shared 2-core CPU ({platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, contended by other jobs, torch 1 thread). `training_when_trained` is the "
+        "training time of the run that trained the components (5 tuning folds + the final fit); a second run "
+        "reuses them. Indexing the 6,922 items into Chroma the first time took 545 s more (cached afterwards).",
+    ]
+    md = (
+        "# ReDial conversational recommendation (Recall@k, full catalog)\n\n"
+        + table
+        + "\n\n"
+        + "\n\n".join(f"- {n}" for n in notes)
+        + "\n"
+    )
+    print(md)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "redial.md").write_text(md, encoding="utf-8")
+    out = dict(report) | {"published": PUBLISHED, "not_run": NOT_RUN}
+    (RESULTS / "redial.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""`crs eval redial` on a real slice of ReDial: the first 30 turns of the iEvaLM validation file,
+a catalog of the movies they and 100 training dialogues mention, the real embedder, real Chroma
+and a SASRec trained for 2 epochs."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crs.cli import main
+from crs.eval.redial import Recall, TurnFeatures, fuse
+from crs.eval.redial_data import (
+    DEFAULT_MOVIES,
+    DEFAULT_TRAIN,
+    DEFAULT_TURNS,
+    RedialDataError,
+    load_redial_catalog,
+    processed_turns,
+    read_turns,
+)
+from crs.eval.redial_model import DEFAULT_WEIGHTS, FEATURES
+
+pytestmark = pytest.mark.skipif(not DEFAULT_TURNS.exists(), reason="ReDial data not present")
+N_TURNS = 30
+
+
+def _lines(path: Path) -> list[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [line for line in fh if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def slice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """turns.jsonl (30 processed turns), train.jsonl (80 KGSF + 20 iEvaLM raw dialogues: the
+    iEvaLM ones are in the turn file's dialogues), movies.csv (what they mention)."""
+    root = tmp_path_factory.mktemp("redial")
+    turn_lines = _lines(DEFAULT_TURNS)[:N_TURNS]
+    (root / "turns.jsonl").write_text("".join(turn_lines), encoding="utf-8")
+    train = _lines(DEFAULT_TRAIN[0])[:80] + _lines(DEFAULT_TRAIN[1])[:20]
+    (root / "train.jsonl").write_text("".join(train), encoding="utf-8")
+    names = set()
+    for line in turn_lines:
+        rec = json.loads(line)
+        names.update(re.sub(r"\s+", " ", n).strip() for n in rec["entity"] + rec["rec"])
+    ids = {i for line in train for i in re.findall(r"@(\d+)", line)}
+    with open(DEFAULT_MOVIES, encoding="utf-8") as fh, open(root / "movies.csv", "w", encoding="utf-8") as out:
+        reader = csv.DictReader(fh)
+        writer = csv.DictWriter(out, reader.fieldnames or [])
+        writer.writeheader()
+        for row in reader:
+            if row["movieId"] in ids or re.sub(r"\s+", " ", row["movieName"]).strip() in names:
+                writer.writerow(row)
+    return root
+
+
+def _run(d: Path, turns: str, model_dir: Path, *extra: str) -> int:
+    return main(
+        ["eval", "redial", "--turns", str(d / turns), "--out", str(d / "out.json"), "--movies", str(d / "movies.csv"),
+         "--model-dir", str(model_dir), "--train", str(d / "train.jsonl"), "--movielens", "", "--epochs", "2", *extra]
+    )  # fmt: skip
+
+
+def test_eval_redial_end_to_end(slice_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model_dir = slice_dir / "model"
+    assert _run(slice_dir, "turns.jsonl", model_dir) == 0
+    report = json.loads((slice_dir / "out.json").read_text())
+    for key in ("recall@1", "recall@10", "recall@50"):
+        assert 0.0 <= report[key] <= 1.0
+        assert 0.0 <= report["no_repeat"][key] <= 1.0
+        assert report["recall@1"] <= report["recall@10"] <= report["recall@50"]
+    assert report["turns"] == N_TURNS
+    assert report["samples"] == 38  # gold movies of the 30 turns (all in the sliced catalog)
+    # 4 gold movies of the slice were already named in their context: no_repeat leaves them out.
+    assert report["no_repeat"]["samples"] <= 38 - 4
+    assert report["understanding"]["linked_movie_mentions"] > 0
+    assert {
+        "retrieval only",
+        "+ sequential scorer (SASRec, co-occurrence, MovieLens item-item, popularity, genres)",
+        "+ belief-state dispreference filtering",
+    } <= set(report["ablation"])
+    assert report["recall@10"] == report["ablation"]["+ belief-state dispreference filtering"]["recall@10"]
+    assert "| retrieval only |" in capsys.readouterr().out
+
+    # Training left out every dialogue of the turn file, and only those.
+    file_ids = {json.loads(line)["dialog_id"] for line in (slice_dir / "turns.jsonl").read_text().splitlines()}
+    train_ids = {json.loads(line)["conversationId"] for line in (slice_dir / "train.jsonl").read_text().splitlines()}
+    meta = json.loads((model_dir / "meta.json").read_text())
+    trained = set(meta["train_dialogue_ids"])
+    assert train_ids & file_ids, "the slice must hold training dialogues that are also evaluated"
+    assert not trained & file_ids
+    assert trained == train_ids - file_ids
+    assert report["trained_on"]["dialogues"] == len(train_ids - file_ids)
+
+    # A second run reuses the trained components and gives the same figures.
+    stamp = (model_dir / "meta.json").stat().st_mtime_ns
+    assert _run(slice_dir, "turns.jsonl", model_dir) == 0
+    again = json.loads((slice_dir / "out.json").read_text())
+    assert (model_dir / "meta.json").stat().st_mtime_ns == stamp
+    assert again["recall@50"] == report["recall@50"] and again["no_repeat"] == report["no_repeat"]
+
+    # The raw ReDial format: turns are the recommender's utterances that name a movie.
+    raw = (slice_dir / "train.jsonl").read_text().splitlines()[-20:]  # the iEvaLM dialogues
+    (slice_dir / "raw.jsonl").write_text("\n".join(raw) + "\n", encoding="utf-8")
+    assert _run(slice_dir, "raw.jsonl", slice_dir / "model_raw", "--turn-format", "raw") == 0
+    raw_report = json.loads((slice_dir / "out.json").read_text())
+    assert raw_report["turns"] > 0 and raw_report["understanding"]["given_movie_mentions"] > 0
+    raw_ids = {json.loads(line)["conversationId"] for line in raw}
+    assert not raw_ids & set(json.loads((slice_dir / "model_raw" / "meta.json").read_text())["train_dialogue_ids"])
+
+    # Evaluating the training dialogues themselves with those components is refused (leakage).
+    assert _run(slice_dir, "train.jsonl", model_dir, "--limit", "5") == 2
+    assert "trained on" in capsys.readouterr().err
+
+
+def test_no_repeat_drops_repeated_gold_and_ranks_without_mentioned() -> None:
+    n = 6
+    values = np.zeros((len(FEATURES), n), dtype=np.float32)
+    values[FEATURES.index("retrieval")] = [0.9, 0.8, 0.7, 0.1, 0.0, 0.5]
+    f = TurnFeatures(values, mentioned=[0], disliked=[5], disliked_genre=np.zeros(n, np.float32), gold=[0, 2])
+    rec = Recall()
+    rec.add(f, {"retrieval": 1.0})
+    d = rec.as_dict()
+    assert d["samples"] == 2 and d["no_repeat"]["samples"] == 1  # gold 0 was mentioned before
+    assert d["recall@1"] == 0.5  # item 0 stays rankable in the all-mentions protocol
+    assert d["no_repeat"]["recall@1"] == 0.0 and d["no_repeat"]["recall@10"] == 1.0  # 1 outranks 2
+    score = fuse(f, DEFAULT_WEIGHTS | {"sequential": 0.0}, no_repeat=True)
+    assert np.isneginf(score[0]) and np.isneginf(score[5])  # mentioned and disliked never come back
+
+
+def test_bad_turn_files(tmp_path: Path) -> None:
+    catalog = load_redial_catalog(DEFAULT_MOVIES, None)
+    with pytest.raises(RedialDataError, match="not found"):
+        read_turns(tmp_path / "missing.jsonl", catalog)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"dialog_id": "1", "context": ["hi"], "rec": ["Alien (1979)"]}\n{oops\n', encoding="utf-8")
+    with pytest.raises(RedialDataError, match=r"bad.jsonl:2: not valid JSON"):
+        processed_turns(bad, catalog)
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"id": 1}\n', encoding="utf-8")
+    with pytest.raises(RedialDataError, match="neither"):
+        read_turns(other, catalog)
+    assert main(["eval", "redial", "--turns", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o.json")]) == 2
+    assert main(["eval", "redial", "--turns", str(bad), "--out", str(tmp_path / "o.json"), "--limit", "0"]) == 2
+    assert not (tmp_path / "o.json").exists()
