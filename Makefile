@@ -30,6 +30,7 @@ run: install
 	$(BIN)/crs serve
 
 test: install
+	@scripts/install_browser.sh  # Debian's chromium + chromium-driver for tests/test_browser.py, once
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

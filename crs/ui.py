@@ -1,101 +1,113 @@
-"""The Gradio chat UI, a thin adapter over ``crs.agent.Agent``.
+"""The Gradio UI, a thin adapter over ``crs.agent.Agent``.
 
-Each browser tab gets its own ``Session`` (held in ``gr.State``); the agent and its models
-are shared. Handlers never raise: an error becomes a message in the chat.
+Each browser tab gets its own ``Session`` (held in ``gr.State``); the agent and its models are
+shared. With logins configured (``[serve] auth``) the session and the profile belong to the
+logged-in user; without, to the single local user "local". Handlers never raise: an error
+becomes a message on the page.
+
+Gradio cannot attach a callback to a button inside an HTML string, so the recommendations are
+a fixed number of card slots (``crs-card-<i>``), each a column with its own buttons
+(``crs-card-<i>-up``, ``-down``, ``-seen``); the ids of the films in the slots live in a
+``gr.State``. The belief panel is one multi-select per group whose tokens are the chips.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from crs.state import FinalEvent, NoticeEvent, Session, StateEvent, TokenEvent, ToolEvent
+from crs import feedback
+from crs.config import ConfigError
+from crs.state import BeliefState, FinalEvent, NoticeEvent, Session, StateEvent, TokenEvent, ToolEvent
+from crs.ui_render import (
+    ATTRIBUTION,
+    CSS,
+    EMPTY_CARDS,
+    card_html,
+    compose_message,
+    profile_history,
+    profile_status,
+    reason_line,
+    when,
+)
 
 if TYPE_CHECKING:
     import gradio as gr
 
     from crs.agent import Agent
-    from crs.catalog import Item
-    from crs.state import BeliefState
 
 log = logging.getLogger(__name__)
 
-ATTRIBUTION = (
-    "Movie data: summaries, casts and genres from "
-    '<a href="https://en.wikipedia.org/" target="_blank" rel="noopener">Wikipedia</a> and its contributors, '
-    '<a href="https://creativecommons.org/licenses/by-sa/4.0/" target="_blank" rel="noopener">CC BY-SA 4.0</a>, '
-    'via <a href="https://github.com/prust/wikipedia-movie-data" target="_blank" rel="noopener">wikipedia-movie-data</a>. '
-    "No posters are shown."
+HistoryT = list[dict[str, str]]
+LOCAL_USER = "local"
+GROUP_LABELS = {"likes": "You like", "dislikes": "Not for you", "seen": "Already seen", "limits": "Limits"}
+ACTION_LABELS = {"up": "Like", "down": "Not for me", "seen": "Seen it"}  # words: emoji fonts are not everywhere
+MAX_PROFILE_CHARS = 20_000
+EXAMPLES = (
+    "I loved Alien but no romance please",
+    "A funny crime movie from the 90s",
+    "Something like Jaws, nothing before 1975",
+)
+WELCOME = (
+    "**Hi! Tell me a film you loved, or what you are in the mood for.**\n\n"
+    "I remember what you like and what you rule out, and I only recommend films from my catalog. "
+    "Try one of these:"
 )
 
-CSS = """
-.crs-cards { display: flex; flex-direction: column; gap: 8px; }
-.crs-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; }
-.crs-card h4 { margin: 0 0 2px 0; }
-.crs-card .meta { font-size: 0.85em; opacity: 0.8; }
-.crs-card .why { font-size: 0.85em; }
-.crs-attribution { font-size: 0.8em; opacity: 0.75; }
-"""
 
-HistoryT = list[dict[str, str]]
-
-
-def render_cards(items: tuple[Item, ...] | list[Item], reasons: dict[str, tuple[str, ...]] | None = None) -> str:
-    if not items:
-        return '<div class="crs-cards"><p>No recommendations yet. Tell me what you like.</p></div>'
-    cards = []
-    for item in items:
-        title = html.escape(item.label)
-        link = (
-            f'<a href="{html.escape(item.url, quote=True)}" target="_blank" rel="noopener">Wikipedia</a>'
-            if item.url.startswith(("https://", "http://"))
-            else ""
-        )
-        genres = html.escape(", ".join(item.genres) or "no genre listed")
-        summary = html.escape(item.summary[:220] + ("…" if len(item.summary) > 220 else ""))
-        why = ", ".join((reasons or {}).get(item.id, ()))
-        why_html = f'<div class="why">Matches: {html.escape(why)}</div>' if why else ""
-        cards.append(
-            f'<div class="crs-card" data-item-id="{html.escape(item.id, quote=True)}"><h4>{title}</h4>'
-            f'<div class="meta">{genres} · {link}</div>{why_html}<div>{summary}</div></div>'
-        )
-    return '<div class="crs-cards">' + "".join(cards) + "</div>"
+def parse_auth(spec: str) -> list[tuple[str, str]]:
+    """``"user:pass,user2:pass2"`` -> [(user, pass), ...]; "" -> [] (no login)."""
+    pairs = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            continue
+        user, sep, password = entry.partition(":")
+        if not sep or not user.strip() or not password:
+            # Never echo the entry: it may hold a password.
+            raise ConfigError("[serve] auth must look like 'user:password,user2:password2'")
+        pairs.append((user.strip(), password))
+    users = [u for u, _ in pairs]
+    if len(set(users)) != len(users):
+        raise ConfigError("[serve] auth names a user twice")
+    return pairs
 
 
-def render_belief(belief: BeliefState, agent: Agent) -> str:
-    def label(kind: str, value: str) -> str:
-        if kind == "item":
-            item = agent.catalog.get(value)
-            return item.label if item else value
-        return value
-
-    likes = [label(p.kind, p.value) for p in belief.preferences if p.polarity > 0]
-    dislikes = [label(p.kind, p.value) for p in belief.preferences if p.polarity < 0]
-    seen = [label("item", i) for i in belief.seen]
-    lines = ["**What I know about you**"]
-    lines.append("- Likes: " + (", ".join(likes) if likes else "nothing yet"))
-    lines.append("- Not for you: " + (", ".join(dislikes) if dislikes else "nothing yet"))
-    if seen:
-        lines.append("- Already seen: " + ", ".join(seen))
-    return "\n".join(lines)
+def user_of(request: object) -> str:
+    """The logged-in user of a request, or the local user when there is no login."""
+    name = getattr(request, "username", None)
+    return name if isinstance(name, str) and name else LOCAL_USER
 
 
-def respond(agent: Agent, text: str, history: HistoryT | None, session: Session | None) -> Iterator[tuple]:
-    """One chat turn, streamed: yields (history, cards, belief, session, textbox)."""
-    session = session or Session(id=uuid.uuid4().hex)
+def new_session(user: str = LOCAL_USER) -> Session:
+    return Session(id=uuid.uuid4().hex, user=user)
+
+
+@dataclass
+class TurnView:
+    """One streamed step of a turn, for the page: None means "unchanged"."""
+
+    history: HistoryT
+    session: Session
+    belief: BeliefState | None = None
+    cards: tuple[str, ...] = ()  # the films recommended this turn (final step only)
+    final: bool = False  # the turn is over; session.belief is the new belief
+
+
+def respond(agent: Agent, text: str, history: HistoryT | None, session: Session | None) -> Iterator[TurnView]:
+    """One chat turn, streamed."""
+    session = session or new_session()
     history = list(history or [])
     history.append({"role": "user", "content": text if isinstance(text, str) else ""})
     history.append({"role": "assistant", "content": ""})
-    cards = render_cards([])
-    belief_md = render_belief(session.belief, agent)
     notes: list[str] = []
     steps: list[str] = []
     reply = ""
     try:
         for event in agent.step(session, text):
+            view = TurnView(history, session)
             if isinstance(event, TokenEvent):
                 reply += event.text
             elif isinstance(event, NoticeEvent):
@@ -103,68 +115,313 @@ def respond(agent: Agent, text: str, history: HistoryT | None, session: Session 
             elif isinstance(event, ToolEvent):
                 steps.append(f"{event.call.name}: {event.result.summary} ({event.result.seconds:.2f}s)")
             elif isinstance(event, StateEvent):
-                belief_md = render_belief(event.belief, agent)
+                view.belief = event.belief
             elif isinstance(event, FinalEvent):
                 reply = event.reply or reply
-                reasons = {}
-                cards = render_cards(event.items, reasons)
-                belief_md = render_belief(event.belief, agent)
-            history[-1]["content"] = _compose(reply, notes, steps)
-            yield history, cards, belief_md, session, ""
+                view.belief = event.belief
+                view.cards = tuple(getattr(i, "id", "") for i in event.items)
+                view.final = True
+            history[-1]["content"] = compose_message(reply, notes, steps)
+            yield view
     except Exception:  # the server must outlive any bug in a turn
         log.exception("turn failed")
         history[-1]["content"] = (
-            _compose(reply, notes, steps) + "\n\n_Sorry, something went wrong on my side; please try again._"
+            compose_message(reply, notes, steps) + "\n\n_Sorry, something went wrong on my side; please try again._"
         )
-        yield history, cards, belief_md, session, ""
+        yield TurnView(history, session, final=True)
 
 
-def _compose(reply: str, notes: list[str], steps: list[str]) -> str:
-    parts = [f"_{n}_" for n in notes]
-    parts.append(reply or "…")
-    if steps:
-        body = "\n".join(f"- {html.escape(s)}" for s in steps)
-        parts.append(f"<details><summary>Tool steps</summary>\n\n{body}\n</details>")
-    return "\n\n".join(parts)
+def card_action(session: Session, cards: tuple[str, ...], slot: int, action: feedback.Action) -> tuple[str, str]:
+    """Apply a card button to the session's belief; return (item id, what happened) or ("", "")
+    when the slot is empty (a stale click)."""
+    if not 0 <= slot < len(cards):
+        return "", ""
+    item_id = cards[slot]
+    session.belief = feedback.rate_item(session.belief, item_id, action, turn=len(session.turns))
+    return item_id, action
 
 
-def new_conversation(agent: Agent) -> tuple:
-    session = Session(id=uuid.uuid4().hex)
-    return [], render_cards([]), render_belief(session.belief, agent), session, ""
+def profile_store(agent: Agent) -> Any:
+    return getattr(agent, "profiles", None)
+
+
+def load_profile(agent: Agent, user: str) -> tuple[str, str, str, list[tuple[str, int]]]:
+    """(text, status, history table, version choices) for the profile tab."""
+    store = profile_store(agent)
+    if store is None:
+        return "", "Profiles are not available: no profile store is configured.", "", []
+    try:
+        current = store.get(user)
+        versions = list(store.history(user))
+    except Exception as exc:
+        log.exception("reading the profile of %s failed", user)
+        return "", f"Could not read the profile: {exc}", "", []
+    choices = [(f"v{p.version} · {when(p.created_at)} · {p.source}", p.version) for p in versions]
+    status = profile_status(current, user, local=user == LOCAL_USER)
+    return (current.text if current else ""), status, profile_history(versions), choices
+
+
+def save_profile(agent: Agent, user: str, text: str) -> str:
+    """Save an edited profile as a new version; return a status line (never raises)."""
+    store = profile_store(agent)
+    if store is None:
+        return "Profiles are not available: no profile store is configured."
+    text = (text or "").strip()
+    if not text:
+        return "The profile is empty; nothing was saved."
+    if len(text) > MAX_PROFILE_CHARS:
+        return f"The profile is {len(text):,} characters long; the limit is {MAX_PROFILE_CHARS:,}. Nothing was saved."
+    try:
+        profile = store.save(user, text, "edit:ui")
+    except ValueError as exc:
+        return f"Not saved: {exc}"
+    except Exception as exc:
+        log.exception("saving the profile of %s failed", user)
+        return f"Not saved: the profile store failed ({type(exc).__name__})."
+    return f"Saved as version {profile.version}."
 
 
 def build_app(agent: Agent) -> gr.Blocks:
     """Build the Blocks app (not launched)."""
     import gradio as gr
 
+    slots = max(1, agent.cfg.retrieval.show)
+
+    def needs_request(fn: Callable) -> Callable:
+        # Gradio passes the request to a parameter annotated gr.Request; under postponed
+        # annotations the string "gr.Request" cannot be resolved, so set the class itself.
+        fn.__annotations__ = {"request": gr.Request}
+        return fn
+
+    def ensure(sess: Session | None, request: object) -> Session:
+        return sess if isinstance(sess, Session) else new_session(user_of(request))
+
     with gr.Blocks(title="crs: movie recommender") as demo:
         gr.Markdown(
             "## crs: a conversational movie recommender\n"
             "Tell me films you loved and what you don't want: "
-            '*"I loved Alien but no romance please"*, *"a comedy from the 90s, nothing with Jim Carrey"*.'
+            '*"I loved Alien but no romance please"*, *"a comedy from the 90s, nothing with Jim Carrey"*. '
+            "Rate the cards with *Like*, *Not for me* or *Seen it*; remove anything I got wrong (the × on a chip) "
+            "under *What I know about you*."
         )
         session = gr.State(None)
-        with gr.Row():
+        cards = gr.State(())
+        with gr.Tab("Chat", id="chat", elem_id="crs-tab-chat"), gr.Row():
             with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Chat", height=520, elem_id="crs-chat")
+                chat = gr.Chatbot(
+                    label="Chat",
+                    height=480,
+                    elem_id="crs-chat",
+                    buttons=["copy"],
+                    placeholder=WELCOME,
+                    examples=[{"text": e} for e in EXAMPLES],
+                )
                 text = gr.Textbox(placeholder="What are you in the mood for?", show_label=False, elem_id="crs-input")
                 with gr.Row():
                     send = gr.Button("Send", variant="primary", elem_id="crs-send")
                     reset = gr.Button("New conversation", elem_id="crs-new")
+                gr.Markdown("### What I know about you")
+                chip_boxes = {}
+                with gr.Column(elem_id="crs-belief"):
+                    for pair in (feedback.GROUPS[:2], feedback.GROUPS[2:]):
+                        with gr.Row():
+                            for g in pair:
+                                chip_boxes[g] = gr.Dropdown(
+                                    choices=[],
+                                    value=[],
+                                    multiselect=True,
+                                    label=GROUP_LABELS[g],
+                                    interactive=True,
+                                    elem_id=f"crs-{g}",
+                                    min_width=200,
+                                )
             with gr.Column(scale=2):
                 gr.Markdown("### Recommendations")
-                cards = gr.HTML(render_cards([]), elem_id="crs-cards")
-                belief = gr.Markdown(render_belief(Session().belief, agent), elem_id="crs-belief")
+                empty = gr.HTML(EMPTY_CARDS, elem_id="crs-cards-empty")
+                columns, bodies, buttons = [], [], []
+                for i in range(slots):
+                    with gr.Column(visible=False, elem_id=f"crs-card-{i}", elem_classes=["crs-card"]) as col:
+                        bodies.append(gr.HTML("", elem_id=f"crs-card-{i}-body"))
+                        with gr.Row(elem_classes=["crs-card-buttons"]):
+                            for action in feedback.ACTIONS:
+                                btn = gr.Button(
+                                    ACTION_LABELS[action], size="sm", elem_id=f"crs-card-{i}-{action}", min_width=40
+                                )
+                                buttons.append((i, action, btn))
+                    columns.append(col)
+                notice = gr.Markdown("", elem_id="crs-feedback")
+        with gr.Tab("Your profile", id="profile", elem_id="crs-tab-profile"):
+            gr.Markdown(
+                "Your taste in your own words: films, genres and people you like or avoid. "
+                "Every save is kept as a new version, listed below."
+            )
+            profile_info = gr.Markdown("", elem_id="crs-profile-status")
+            profile_text = gr.Textbox(label="Profile", lines=8, max_lines=20, elem_id="crs-profile-text")
+            with gr.Row():
+                save = gr.Button("Save", variant="primary", elem_id="crs-profile-save")
+                reload = gr.Button("Reload", elem_id="crs-profile-reload")
+            profile_note = gr.Markdown("", elem_id="crs-profile-note")
+            versions = gr.Dropdown(
+                choices=[], label="Show an older version in the editor", interactive=True, elem_id="crs-profile-version"
+            )
+            history = gr.Markdown("", elem_id="crs-profile-history")
         gr.HTML(f'<div class="crs-attribution">{ATTRIBUTION}</div>')
 
-        def on_message(message: str, history: HistoryT, sess: Session | None) -> Iterator[tuple]:
-            yield from respond(agent, message, history, sess)
+        panel = [cards, empty, *columns, *bodies, *chip_boxes.values()]
 
-        outputs = [chat, cards, belief, session, text]
+        def panel_values(sess: Session, ids: tuple[str, ...]) -> list:
+            belief = sess.belief
+            items = [it for it in (agent.catalog.get(i) for i in ids[:slots]) if it is not None]
+            shown = tuple(it.id for it in items)
+            liked = set(belief.liked_items)
+            out: list = [shown, gr.HTML(visible=not items)]
+            out += [gr.Column(visible=n < len(items)) for n in range(slots)]
+            out += [
+                card_html(items[n], reason_line(items[n], belief, agent.catalog), items[n].id in liked)
+                if n < len(items)
+                else ""
+                for n in range(slots)
+            ]
+            return out + chip_values(belief)
+
+        def chip_values(belief: BeliefState) -> list:
+            all_chips = feedback.chips(belief, agent.catalog)
+            out = []
+            for g in feedback.GROUPS:
+                mine = [(c.label, c.key) for c in all_chips if c.group == g]
+                out.append(gr.Dropdown(choices=mine, value=[k for _, k in mine]))
+            return out
+
+        def chips_only(belief: BeliefState) -> list:
+            return [gr.skip()] * (2 + 2 * slots) + chip_values(belief)
+
+        @needs_request
+        def on_load(request):  # noqa: ANN001, ANN202
+            sess = new_session(user_of(request))
+            body, status, table, choices = load_profile(agent, sess.user)
+            return [sess, body, status, table, gr.Dropdown(choices=choices, value=None)]
+
+        profile_outputs = [profile_text, profile_info, history, versions]
+        demo.load(on_load, None, [session, *profile_outputs])
+
+        @needs_request
+        def on_message(message, history_, sess, ids, request):  # noqa: ANN001, ANN202
+            sess = ensure(sess, request)
+            skip_panel = [gr.skip()] * len(panel)
+            yield [history_ + [{"role": "user", "content": message or ""}], sess, "", "", *skip_panel]
+            for view in respond(agent, message, history_, sess):
+                if view.final:
+                    # Cards the user rejected in words ("not Heat") leave even when nothing new is shown.
+                    ids = view.cards if view.cards else feedback.visible_cards(tuple(ids or ()), view.session.belief)
+                    rest = panel_values(view.session, ids)
+                elif view.belief is not None:
+                    rest = chips_only(view.belief)
+                else:
+                    rest = skip_panel
+                yield [view.history, view.session, "", "", *rest]
+
+        chat_outputs = [chat, session, text, notice, *panel]
         limit = agent.cfg.serve.concurrency
-        text.submit(on_message, [text, chat, session], outputs, concurrency_limit=limit)
-        send.click(on_message, [text, chat, session], outputs, concurrency_limit=limit)
-        reset.click(lambda: new_conversation(agent), None, outputs)
+        for trigger in (text.submit, send.click):
+            trigger(
+                on_message,
+                [text, chat, session, cards],
+                chat_outputs,
+                concurrency_limit=limit,
+                concurrency_id="turn",
+                show_progress="hidden",
+            )
+
+        def on_example(evt):  # noqa: ANN001, ANN202
+            value = evt.value if isinstance(evt.value, dict) else {}
+            return str(value.get("text", ""))
+
+        on_example.__annotations__ = {"evt": gr.SelectData}
+        chat.example_select(on_example, None, text, concurrency_limit=None).then(
+            on_message,
+            [text, chat, session, cards],
+            chat_outputs,
+            concurrency_limit=limit,
+            concurrency_id="turn",
+            show_progress="hidden",
+        )
+
+        def make_card_handler(slot: int, action: feedback.Action) -> Callable:
+            @needs_request
+            def handler(sess, ids, request):  # noqa: ANN001, ANN202
+                sess = ensure(sess, request)
+                item_id, done = card_action(sess, tuple(ids or ()), slot, action)
+                item = agent.catalog.get(item_id) if item_id else None
+                label = item.label if item else item_id
+                message = {
+                    "up": f"Noted: you like **{label}**; I'll look for more like it.",
+                    "down": f"Noted: **{label}** is not for you; it won't be recommended again.",
+                    "seen": f"Noted: you've seen **{label}**; it won't be recommended again.",
+                }.get(done, "")
+                return [sess, message, *panel_values(sess, feedback.visible_cards(tuple(ids or ()), sess.belief))]
+
+            return handler
+
+        for slot, action, btn in buttons:
+            btn.click(
+                make_card_handler(slot, action), [session, cards], [session, notice, *panel], concurrency_limit=None
+            )
+
+        def make_chip_handler(group: feedback.Group) -> Callable:
+            @needs_request
+            def handler(value, sess, ids, request):  # noqa: ANN001, ANN202
+                sess = ensure(sess, request)
+                before = [c.key for c in feedback.chips(sess.belief) if c.group == group]
+                gone = feedback.removed_keys(before, value if isinstance(value, list) else [])
+                for key in gone:
+                    sess.belief = feedback.remove_chip(sess.belief, key)
+                message = f"Forgotten: {len(gone)} item(s)." if gone else ""
+                return [sess, message, *panel_values(sess, tuple(ids or ()))]
+
+            return handler
+
+        for group, box in chip_boxes.items():
+            box.input(
+                make_chip_handler(group), [box, session, cards], [session, notice, *panel], concurrency_limit=None
+            )
+
+        @needs_request
+        def on_reset(sess, request):  # noqa: ANN001, ANN202
+            fresh = new_session(sess.user if isinstance(sess, Session) else user_of(request))
+            return [[], fresh, "", "Started a new conversation.", *panel_values(fresh, ())]
+
+        reset.click(on_reset, [session], chat_outputs, concurrency_limit=None)
+
+        @needs_request
+        def on_save(body, sess, request):  # noqa: ANN001, ANN202
+            user = ensure(sess, request).user
+            note = save_profile(agent, user, body)
+            text_, status, table, choices = load_profile(agent, user)
+            if not note.startswith("Saved"):
+                text_ = body  # keep what the user typed
+            return [text_, status, table, gr.Dropdown(choices=choices, value=None), note]
+
+        save.click(on_save, [profile_text, session], [*profile_outputs, profile_note], concurrency_limit=None)
+
+        @needs_request
+        def on_reload(sess, request):  # noqa: ANN001, ANN202
+            text_, status, table, choices = load_profile(agent, ensure(sess, request).user)
+            return [text_, status, table, gr.Dropdown(choices=choices, value=None), ""]
+
+        reload.click(on_reload, [session], [*profile_outputs, profile_note], concurrency_limit=None)
+
+        @needs_request
+        def on_version(version, sess, request):  # noqa: ANN001, ANN202
+            store = profile_store(agent)
+            user = ensure(sess, request).user
+            if store is None or version is None:
+                return [gr.skip(), ""]
+            match = next((p for p in store.history(user) if p.version == version), None)
+            if match is None:
+                return [gr.skip(), f"Version {version} was not found."]
+            return [match.text, f"Showing version {version}; press *Save* to make it the current profile again."]
+
+        versions.input(on_version, [versions, session], [profile_text, profile_note], concurrency_limit=None)
     demo.queue(max_size=agent.cfg.serve.max_queue, default_concurrency_limit=agent.cfg.serve.concurrency)
     return demo
 
@@ -172,6 +429,18 @@ def build_app(agent: Agent) -> gr.Blocks:
 def launch(agent: Agent, host: str, port: int, prevent_thread_lock: bool = False) -> gr.Blocks:
     import gradio as gr
 
+    auth = parse_auth(agent.cfg.serve.auth)
+    if auth:
+        log.info("login required; %d user(s) configured", len(auth))
+    if profile_store(agent) is None:
+        # An agent built without a profile store: the profile tab still works, from the config.
+        from crs.profile import ProfileError
+        from crs.profile_db import ProfileStore
+
+        try:
+            agent.profiles = ProfileStore.from_config(agent.cfg)  # type: ignore[attr-defined]
+        except ProfileError as exc:
+            log.warning("the profile tab is disabled: %s", exc)
     demo = build_app(agent)
     demo.launch(
         server_name=host,
@@ -179,8 +448,11 @@ def launch(agent: Agent, host: str, port: int, prevent_thread_lock: bool = False
         share=False,
         show_error=False,
         prevent_thread_lock=prevent_thread_lock,
+        auth=auth or None,
+        auth_message="Log in to keep your own profile." if auth else None,
         css=CSS,
         theme=gr.themes.Soft(),
         footer_links=["gradio"],
+        quiet=prevent_thread_lock,
     )
     return demo
