@@ -16,9 +16,22 @@ from crs.grounding import GroundingGuard
 from crs.intents import Intent, read_intent, shift_topic, without_forgotten
 from crs.llm import ChatModel, LLMError, Message, load_chat_model
 from crs.policy import Act, decide
+from crs.profile import (
+    ProfileError,
+    ProfileParse,
+    brief,
+    edit_profile,
+    parse_profile,
+    profile_request,
+    suppressed_keys,
+    with_profile,
+)
+from crs.profile_db import ProfileStore
 from crs.prompts import Prompts
+from crs.scorer import ScorerError, SeqScorer
 from crs.state import (
     BeliefState,
+    BeliefUpdate,
     Event,
     FinalEvent,
     NoticeEvent,
@@ -76,8 +89,12 @@ class Agent:
         llm: ChatModel,
         prompts: Prompts | None = None,
         linker: nlu.Linker | None = None,
+        scorer: SeqScorer | None = None,
+        profiles: ProfileStore | None = None,
     ) -> None:
         self.cfg = cfg
+        self.profiles = profiles  # users' profiles and conversation logs; None: no profiles
+        self.scorer = scorer  # sequential model over the catalog; None: retrieval + popularity
         self.catalog = catalog
         self.store = store
         self.llm = llm
@@ -89,11 +106,22 @@ class Agent:
         self.use_llm_extraction = mode == "on" or (mode == "auto" and cfg.llm.backend == "openai")
 
     @classmethod
-    def from_config(cls, cfg: Config, progress: bool = True, llm: ChatModel | None = None) -> Agent:
+    def from_config(
+        cls, cfg: Config, progress: bool = True, llm: ChatModel | None = None, profiles: bool = True
+    ) -> Agent:
+        """The agent ``cfg`` describes; ``profiles=False`` reads no user profiles and logs no turns
+        (evaluation runs, which must not depend on or fill anyone's profile database)."""
         catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
         store = ItemStore.from_config(cfg)
         index_catalog(cfg, catalog, store, progress=progress)
-        return cls(cfg, catalog, store, llm or load_chat_model(cfg))
+        scorer = None
+        if cfg.scorer.checkpoint:
+            try:
+                scorer = SeqScorer.load(cfg.scorer.checkpoint, catalog, cfg.scorer.model_dir or None)
+            except ScorerError as exc:
+                raise ConfigError(f"[scorer] checkpoint: {exc}") from exc
+        profile_store = ProfileStore.from_config(cfg) if profiles else None
+        return cls(cfg, catalog, store, llm or load_chat_model(cfg), scorer=scorer, profiles=profile_store)
 
     # ---- the turn ------------------------------------------------------------------------
 
@@ -109,6 +137,11 @@ class Agent:
             return
         turn_no = len(session.turns) + 1
         tools: list[ToolEvent] = []
+        profile = self._profile(session)
+        request = profile_request(message) if self.profiles is not None and session.user else None
+        if request is not None:
+            yield from self._profile_turn(session, message, request, turn_no)
+            return
         intent = read_intent(message, self.linker, session.belief, turn_no)
         update = nlu.understand(message, self.linker, turn=turn_no)
         if self.use_llm_extraction and intent.kind == "none":
@@ -123,8 +156,9 @@ class Agent:
             update = merge_rules_first(update, extracted)
         update = update.merged(intent.update)
         if intent.shift:
-            update = shift_topic(update, session.belief)
-        belief = apply(session.belief, update)
+            update = shift_topic(update, self._profiled(session.belief, profile, session, update))
+        own = apply(session.belief, update)  # what this conversation says; the profile's preferences go under it
+        belief = self._profiled(own, profile, session, update)
         yield StateEvent(belief, update)
 
         act = decide(belief, message, intent)
@@ -149,16 +183,80 @@ class Agent:
             tools.append(event)
             yield event
         reply_parts: list[str] = []
-        for event in self._reply(act, message, belief, shown, intent):
+        about = brief(profile, self.catalog) if profile else ""
+        for event in self._reply(act, message, belief, shown, intent, profile=about):
             if isinstance(event, TokenEvent):
                 reply_parts.append(event.text)
             yield event
         reply = "".join(reply_parts).strip()
         items = tuple(c.item for c in shown)
         belief = mark_shown(belief, [i.id for i in items])
-        session.belief = belief
+        session.belief = mark_shown(own, [i.id for i in items])
         session.turns.append(Turn(turn_no, message, reply, act.kind, tuple(i.id for i in items), update, tuple(tools)))
+        self._log_turn(session, message, reply, act.kind, [i.id for i in items])
         yield FinalEvent(reply, items, belief, act.kind)
+
+    # ---- the user's profile ------------------------------------------------------------------
+
+    def _profile(self, session: Session) -> ProfileParse | None:
+        """The session user's profile, read into preferences; None without one."""
+        if self.profiles is None or not session.user:
+            return None
+        try:
+            stored = self.profiles.get(session.user)
+        except ProfileError as exc:
+            log.warning("profile of %r not read: %s", session.user, exc)
+            return None
+        return parse_profile(stored.text, self.linker) if stored else None
+
+    @staticmethod
+    def _profiled(
+        belief: BeliefState, profile: ProfileParse | None, session: Session, update: BeliefUpdate
+    ) -> BeliefState:
+        return with_profile(belief, profile, suppressed_keys(session.turns, update)) if profile else belief
+
+    def _profile_turn(self, session: Session, message: str, request: str, turn_no: int) -> Iterator[Event]:
+        """Show the profile, or change it with the ``edit_profile`` tool."""
+        assert self.profiles is not None
+        tools: list[ToolEvent] = []
+        act = "show_profile" if request == "show" else "edit_profile"
+        try:
+            if request == "show":
+                stored = self.profiles.get(session.user)
+                reply = (
+                    f"Your profile (version {stored.version}):\n{stored.text}"
+                    if stored
+                    else "You have no profile yet. Tell me, for example: add that I love westerns."
+                )
+            else:
+                edit, event = run_tool(
+                    "edit_profile",
+                    lambda **kw: edit_profile(self.profiles, linker=self.linker, **kw),  # type: ignore[arg-type]
+                    lambda out: out.message,
+                    user=session.user,
+                    instruction=message,
+                )
+                tools.append(event)
+                yield event
+                reply = edit.message
+                # The newest statement wins: what this conversation said about the same things goes.
+                session.belief = apply(session.belief, BeliefUpdate(retract=edit.keys))
+        except ProfileError as exc:
+            yield NoticeEvent(str(exc))
+            reply = f"I could not change your profile: {exc}"
+        yield TokenEvent(reply)
+        session.turns.append(Turn(turn_no, message, reply, act, (), BeliefUpdate(), tuple(tools)))
+        self._log_turn(session, message, reply, act, [])
+        profile = self._profile(session)
+        yield FinalEvent(reply, (), self._profiled(session.belief, profile, session, BeliefUpdate()), act)
+
+    def _log_turn(self, session: Session, message: str, reply: str, act: str, item_ids: list[str]) -> None:
+        if self.profiles is None or not session.user:
+            return
+        try:
+            self.profiles.log_turn(session.user, session.id, message, reply, act, item_ids)
+        except (ProfileError, OSError, RuntimeError) as exc:  # a full disk must not end the conversation
+            log.warning("turn of %r not logged: %s", session.user, exc)
 
     def respond(self, session: Session, text: object) -> FinalEvent:
         """Run a turn to the end and return its final event."""
@@ -198,13 +296,27 @@ class Agent:
             exclude_genres=belief.disliked_genres,
             exclude_ids=sorted(belief.excluded_items | set(belief.shown)),
             exclude_people=belief.values("person", -1),
+            themes=belief.values("keyword", 1),
         )
         events.append(event)
+        seq_scores: dict[str, float] = {}
+        if self.scorer is None:
+            how = "no sequential model: retrieval + popularity"
+        else:
+            seq_scores = self.scorer.scores(belief.liked_items, [c.item.id for c in candidates])
+            known = len(self.scorer.sequence(belief.liked_items))
+            how = (
+                f"sequential model {self.scorer.name} on {known} liked item(s)"
+                if seq_scores
+                else "the sequential model knows none of the liked items: retrieval + popularity"
+            )
         ranked, event = run_tool(
             "score",
             lambda **kw: score(candidates, belief, **kw),
-            lambda out: "top: " + ", ".join(c.item.label for c in out[:3]),
+            lambda out: "top: " + ", ".join(c.item.label for c in out[:3]) + f" ({how})",
             k=self.cfg.retrieval.show,
+            seq_scores=seq_scores or None,
+            seq_weight=self.cfg.scorer.weight,
         )
         events.append(event)
         return [c for c in ranked if self._allowed(c.item, belief)], events
@@ -225,7 +337,7 @@ class Agent:
         return not any(c.casefold() in banned for c in item.cast)
 
     def _reply(
-        self, act: Act, message: str, belief: BeliefState, shown: list[Candidate], intent: Intent
+        self, act: Act, message: str, belief: BeliefState, shown: list[Candidate], intent: Intent, profile: str = ""
     ) -> Iterator[Event]:
         dislikes = nlu.describe([p for p in belief.preferences if p.polarity < 0], self.catalog)
         quoted = message.replace('"', "'")[:1000]
@@ -248,9 +360,19 @@ class Agent:
             )
             return
         elif act.kind == "explain" and act.item_id and (item := self.catalog.get(act.item_id)):
-            # The reasons come from the belief and the record; said plainly, they stay true.
-            yield TokenEvent(answers.explanation(item, belief, self.catalog))
-            return
+            # The reasons come from the belief and the record; the LLM may word them, but its
+            # wording must name the main one, or the plain explanation is shown instead.
+            # The 135M local model garbles reasons ("ruled out because it has no time travel"),
+            # so it only words them behind a served LLM; locally the plain sentence is shown.
+            fallback = answers.explanation(item, belief, self.catalog)
+            keys = answers.reason_keys(item, belief, self.catalog)
+            if not keys or self.cfg.llm.backend != "openai":
+                yield TokenEvent(fallback)
+                return
+            allowed = allowed | {item.id}
+            reasons = answers.reasons(item, belief, self.catalog)
+            messages = self.prompts.render("explain", question=quoted, item=item, reasons=reasons)
+            required = keys[0]
         elif act.kind == "answer" and act.item_id and (item := self.catalog.get(act.item_id)):
             allowed = allowed | {item.id}
             facts = answers.answer_facts(item, intent.about)
@@ -261,12 +383,12 @@ class Agent:
             fallback, required = facts.text, facts.key
         else:
             top = shown[0].item
-            messages = self.prompts.render(
-                "recommend",
-                message=quoted,
-                top=top,
-                blurb=first_sentences(top.summary, 2)[:320] or ", ".join(top.genres),
-            )
+            blurb = first_sentences(top.summary, 2)[:320] or ", ".join(top.genres)
+            if intent.critique:
+                change = answers.critique_change(intent.update)
+                messages = self.prompts.render("critique", message=quoted, change=change, top=top, blurb=blurb)
+            else:
+                messages = self.prompts.render("recommend", message=quoted, top=top, blurb=blurb, profile=profile)
             fallback = f"My top pick for you is {top.label}."
         banned = belief.disliked_genres + belief.values("person", -1)
         yield from self._phrase(messages, allowed, fallback, required, banned)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from crs.catalog import Catalog, Item
 from crs.intents import Field, director_of
-from crs.state import BeliefState
+from crs.lexicon import THEMES
+from crs.state import BeliefState, BeliefUpdate
 from crs.store import first_sentences
 
 
@@ -73,6 +74,12 @@ def reasons(item: Item, belief: BeliefState, catalog: Catalog) -> list[str]:
         shared = [g for g in item.genres if liked.has_genre(g)]
         if shared:
             out.append(f"like {liked.label}, it is {_join(shared)}")
+    text = item.summary.casefold()
+    themes = [
+        k for k in belief.values("keyword", 1) if any(stem in text for stem in THEMES.get(k.casefold(), ((), (k,)))[1])
+    ]
+    if themes:
+        out.append(f"it has {_join(themes)}, which you asked for")
     year_min, year_max = belief.year_min, belief.year_max
     if item.year and (year_min or year_max):
         out.append(f"it is from {item.year}, within the years you asked for")
@@ -93,3 +100,31 @@ def _join(words: list[str]) -> str:
     if len(words) <= 1:
         return "".join(words)
     return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def reason_keys(item: Item, belief: BeliefState, catalog: Catalog) -> list[str]:
+    """The liked things ``item`` shares, as short names ("Thriller", "Tom Hanks", "Alien",
+    "time travel"): an explanation the LLM words must name at least the first."""
+    keys = [g for g in item.genres if g.casefold() in {x.casefold() for x in belief.liked_genres}]
+    keys += [c for c in item.cast if c.casefold() in {x.casefold() for x in belief.values("person", 1)}]
+    for liked_id in belief.liked_items:
+        liked = catalog.get(liked_id)
+        if liked is not None and any(item.has_genre(g) for g in liked.genres):
+            keys.append(liked.title)
+    text = item.summary.casefold()
+    keys += [
+        k for k in belief.values("keyword", 1) if any(stem in text for stem in THEMES.get(k.casefold(), ((), (k,)))[1])
+    ]
+    return keys
+
+
+def critique_change(update: BeliefUpdate) -> str:
+    """What a critique asked to change, in words: "more Comedy, less violent, from 2001 on"."""
+    parts = []
+    for p in update.preferences:
+        if p.kind == "item":
+            continue
+        parts.append(("more " if p.polarity > 0 else "less ") + p.value)
+    for c in update.constraints:
+        parts.append(f"from {c.value} on" if c.kind == "year_min" else f"up to {c.value}")
+    return ", ".join(parts) or "something else"

@@ -35,12 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     catalog_opts(sp)
     sp.add_argument("--once", metavar="TEXT", help="answer one message and exit")
     sp.add_argument("--json", action="store_true", help="with --once: print one JSON object")
+    sp.add_argument("--user", help="chat as this user: read and update their profile, log the turns")
 
     sp = sub.add_parser("serve", help="serve the chat UI in the browser")
     catalog_opts(sp)
     sp.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     sp.add_argument("--port", type=int, help="port (default 7860)")
-    sp.add_argument("--concurrency", type=int, help="turns processed at once")
+    sp.add_argument("--concurrency", type=int, help="chat turns processed at once (default 2)")
+    sp.add_argument("--max-queue", type=int, help="turns that may wait for a free slot before new ones are refused")
 
     sub.add_parser("setup", help="prepare the local model cache and the demo index, then exit")
 
@@ -58,6 +60,26 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--simulator", choices=["rules", "llm"], default="rules")
     sm.add_argument("--max-turns", type=int, default=5)
     sm.add_argument("--seed", type=int, default=0)
+    from crs.eval.redial_data import DEFAULT_INFO, DEFAULT_MOVIES
+
+    rd = ev.add_parser("redial", help="ReDial Recall@1/10/50 of the pipeline (trains on dialogues not in --turns)")
+    rd.add_argument("--turns", required=True, help="recommender turns: iEvaLM processed jsonl(.gz) or raw ReDial")
+    rd.add_argument("--out", required=True, help="report JSON file")
+    rd.add_argument("--movies", default=str(DEFAULT_MOVIES), help="movies_with_mentions.csv")
+    rd.add_argument("--info", default=str(DEFAULT_INFO), help="id2info.json(.gz): genres, cast, plots ('' for none)")
+    rd.add_argument("--model-dir", help="trained components: loaded when present, else trained and written here")
+    rd.add_argument("--limit", type=int, help="evaluate only the first N turns")
+    rd.add_argument("--turn-format", choices=["auto", "processed", "raw"], default="auto")
+    rd.add_argument("--train", nargs="+", help="raw ReDial training dialogue files (default: partial_train/*)")
+    rd.add_argument("--movielens", help="ml-latest-small folder for external interactions ('' for none)")
+    rd.add_argument("--epochs", type=int, default=60, help="SASRec training epochs")
+    from crs.cli_seqrec import add_eval_parser, add_train_parser
+
+    add_eval_parser(ev)  # eval seqrec
+    add_train_parser(sub)  # train seqrec
+    from crs.cli_profile import add_parser as add_profile_parser
+
+    add_profile_parser(sub)  # profile show|edit|import|export|delete
     return p
 
 
@@ -77,7 +99,7 @@ def _apply_args(cfg: Config, args: argparse.Namespace) -> Config:
 
         store = dataclasses.replace(store, path=Path(args.index_dir))
     serve = cfg.serve
-    for name in ("host", "port", "concurrency"):
+    for name in ("host", "port", "concurrency", "max_queue"):
         if getattr(args, name, None) is not None:
             serve = dataclasses.replace(serve, **{name: getattr(args, name)})
     return dataclasses.replace(cfg, catalog=catalog, store=store, serve=serve)
@@ -130,10 +152,12 @@ def _print_links(items: tuple[object, ...]) -> None:
 
 def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
     from crs.agent import Agent
+    from crs.profile_db import check_user
     from crs.state import FinalEvent, NoticeEvent, Session, TokenEvent
 
+    user = check_user(args.user) if args.user is not None else ""  # no user: nothing read or logged
     agent = Agent.from_config(cfg, progress=not args.json)
-    session = Session()
+    session = Session(user=user)
     if args.once is not None:
         final = agent.respond(session, args.once)
         _print_turn(final, args.json)
@@ -160,10 +184,14 @@ def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
     from crs.agent import Agent
-    from crs.ui import launch
+    from crs.ui import launch, parse_auth
 
+    if cfg.serve.concurrency < 1 or cfg.serve.max_queue < 1:
+        raise ConfigError("[serve] concurrency and max_queue must be at least 1")
+    logins = parse_auth(cfg.serve.auth)  # checked before the slow start
     agent = Agent.from_config(cfg)
-    print(f"serving on http://{cfg.serve.host}:{cfg.serve.port}", flush=True)
+    who = f"{len(logins)} user login(s)" if logins else "one local user, no login"
+    print(f"serving on http://{cfg.serve.host}:{cfg.serve.port} ({who})", flush=True)
     launch(agent, cfg.serve.host, cfg.serve.port)
     return 0
 
@@ -185,6 +213,14 @@ def cmd_setup(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.eval_command == "redial":
+        from crs.eval.redial import redial_command
+
+        return redial_command(args, cfg.paths.cache_dir)
+    if args.eval_command == "seqrec":
+        from crs.cli_seqrec import cmd_eval_seqrec
+
+        return cmd_eval_seqrec(cfg, args)
     from crs.agent import Agent
 
     if args.eval_command == "scripted":
@@ -193,7 +229,7 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
         path = Path(args.path) if args.path else Path(__file__).resolve().parent / "eval" / "dialogues"
         try:
             load_dialogues(path)  # a bad path or file fails before minutes of loading and indexing
-            agent = Agent.from_config(cfg)
+            agent = Agent.from_config(cfg, profiles=False)
             report = run_scripted(agent, path, Path(args.out))
         except DialogueError as exc:
             print(f"crs: error: {exc}", file=sys.stderr)
@@ -204,7 +240,7 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
     if args.eval_command == "simulate":
         from crs.eval.simulator import pick_targets, run_simulation
 
-        agent = Agent.from_config(cfg)
+        agent = Agent.from_config(cfg, profiles=False)
         subset = agent.catalog.filter(cfg.catalog.min_year, cfg.catalog.min_summary_chars)
         targets = pick_targets(subset, args.targets, args.seed)
         sim = run_simulation(
@@ -216,20 +252,43 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
     return 2
 
 
-COMMANDS = {"index": cmd_index, "chat": cmd_chat, "serve": cmd_serve, "setup": cmd_setup, "eval": cmd_eval}
+def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.cli_seqrec import cmd_train as train_seqrec
+
+    return train_seqrec(cfg, args)
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "index": cmd_index,
+    "chat": cmd_chat,
+    "serve": cmd_serve,
+    "setup": cmd_setup,
+    "eval": cmd_eval,
+}
+
+
+def cmd_profile(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.cli_profile import cmd_profile as run
+
+    return run(cfg, args)
+
+
+COMMANDS["profile"] = cmd_profile
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     from crs.llm import LLMError
+    from crs.profile import ProfileError
     from crs.prompts import PromptError
     from crs.store import StoreError
 
     try:
         cfg = _apply_args(load_config(args.config), args)
         return COMMANDS[args.command](cfg, args)
-    except (ConfigError, CatalogError, StoreError, LLMError, PromptError) as exc:
+    except (ConfigError, CatalogError, StoreError, LLMError, PromptError, ProfileError) as exc:
         print(f"crs: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

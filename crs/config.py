@@ -99,6 +99,26 @@ class ServeConfig:
     port: int = 7860
     concurrency: int = 2  # turns processed at once
     max_queue: int = 64
+    # Logins, "user:password,user2:password2" (better set as CRS_SERVE__AUTH than in a file);
+    # each user then has their own profile. "" = no login, one local user.
+    auth: str = ""
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    db_path: str = ""  # SQLite file for users, profiles and conversation logs; "" = <data_dir>/crs.db
+    block_size: int = 5  # history items per summarised block
+    method: str = "hierarchical"  # hierarchical | recurrent (how block summaries are combined)
+    max_chars: int = 4000  # longest profile text accepted
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    # A crs.seqrec checkpoint (`crs train seqrec --out DIR` writes DIR/model.pt); "" = no sequential
+    # model: candidates are ranked by retrieval, matched preferences and popularity.
+    checkpoint: str = ""
+    weight: float = 0.1  # weight of the model's z-scored candidate scores added to the retrieval score
+    model_dir: str = ""  # DUIP only: the LLM's transformers dir if not the one it was trained with
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,8 @@ class Config:
     nlu: NLUConfig = field(default_factory=NLUConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
 
 
 def _coerce(value: object, typ: object, where: str) -> object:

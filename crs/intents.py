@@ -135,7 +135,11 @@ def year_constraints(text: str, belief: BeliefState, catalog: Catalog, turn: int
         out += [Constraint("year_min", decade[0], turn, text), Constraint("year_max", decade[1], turn, text)]
     years = [y for y in (catalog.get(i).year for i in belief.last_shown if catalog.get(i)) if y]  # type: ignore[union-attr]
     if not out and years and _NEWER.search(text):
-        out.append(Constraint("year_min", max(years) + 1, turn, "newer than the last picks"))
+        # Newer than all the last picks, unless one of them is so recent that this leaves
+        # almost nothing; then newer than most of them.
+        latest = max((it.year for it in catalog if it.year), default=max(years))
+        bound = max(years) if max(years) < latest - 3 else sorted(years)[len(years) // 2]
+        out.append(Constraint("year_min", min(bound, latest - 3) + 1, turn, "newer than the last picks"))
     elif not out and years and _OLDER.search(text):
         out.append(Constraint("year_max", min(years) - 1, turn, "older than the last picks"))
     return tuple(out)

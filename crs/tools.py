@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from crs.catalog import Catalog, Item
+from crs.lexicon import THEMES
 from crs.state import BeliefState, ToolCall, ToolEvent, ToolResult
 
 if TYPE_CHECKING:
@@ -20,11 +21,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-# What a critique keyword looks like in an item's text.
-KEYWORD_STEMS: dict[str, tuple[str, ...]] = {
-    "violent": ("violen", "gore", "gory", "brutal", "bloody", "slasher", "massacre", "murder", "kill"),
-    "dark": ("dark", "bleak", "grim", "tragic", "disturbing", "horror", "death"),
-}
+# What a theme or critique keyword ("time travel", "violent") looks like in an item's text.
+KEYWORD_STEMS: dict[str, tuple[str, ...]] = {name: stems for name, (_, stems) in THEMES.items()}
 
 
 @dataclass(frozen=True)
@@ -46,11 +44,14 @@ def retrieve(
     exclude_genres: Sequence[str] = (),
     exclude_ids: Sequence[str] = (),
     exclude_people: Sequence[str] = (),
+    themes: Sequence[str] = (),
 ) -> list[Candidate]:
     """Dense retrieval from the item store, never returning an excluded item, genre or person.
 
     The query vector blends the message with the items the user said they like ("more like
     these"), using their stored embeddings, or embedding their text when they are not indexed.
+    Each liked theme ("time travel") gets a search of its own, leaning towards the query, so
+    a specific wish is not drowned by a broad genre in the same request.
     """
     import numpy as np
 
@@ -70,14 +71,20 @@ def retrieve(
     if vector is None:
         return []
     vector = vector / (np.linalg.norm(vector) or 1.0)
-    hits = store.search(
-        query_embedding=vector,
-        k=k,
-        exclude_genres=list(exclude_genres),
-        exclude_ids=list(exclude_ids),
-        year_min=year_min,
-        year_max=year_max,
-    )
+    filters = {
+        "exclude_genres": list(exclude_genres),
+        "exclude_ids": list(exclude_ids),
+        "year_min": year_min,
+        "year_max": year_max,
+    }
+    hits = store.search(query_embedding=vector, k=k, **filters)
+    best = {hit.id: hit for hit in hits}
+    for theme in themes:
+        focus = store.embedder.encode_one(f"A film about {theme}.") + 0.5 * vector
+        for hit in store.search(query_embedding=focus / (np.linalg.norm(focus) or 1.0), k=max(k // 2, 5), **filters):
+            if hit.id not in best or hit.score > best[hit.id].score:
+                best[hit.id] = hit
+    hits = sorted(best.values(), key=lambda h: -h.score)
     out = []
     banned = {p.casefold() for p in exclude_people}
     for hit in hits:
@@ -91,24 +98,40 @@ def retrieve(
     return out
 
 
-def score(candidates: Sequence[Candidate], belief: BeliefState, k: int = 5) -> list[Candidate]:
-    """Rank candidates: similarity, plus liked genres and people they match, plus a small
-    popularity prior. Items the user rejected or has seen never come back."""
-    liked_genres = {g.casefold() for g in belief.liked_genres}
-    liked_people = {p.casefold() for p in belief.values("person", 1)}
-    keywords = [(k, p.polarity) for p in belief.preferences if p.kind == "keyword" for k in [p.value]]
+def score(
+    candidates: Sequence[Candidate],
+    belief: BeliefState,
+    k: int = 5,
+    seq_scores: Mapping[str, float] | None = None,
+    seq_weight: float = 0.1,
+) -> list[Candidate]:
+    """Rank candidates: similarity, plus liked genres, people and themes they match (weighted
+    by how strongly each was said: "love" 1.5, "kind of like" 0.5), plus a small popularity
+    prior, plus ``seq_weight`` times the sequential model's score (``seq_scores``: item id ->
+    z-score from ``crs.scorer.SeqScorer``; items it lacks get 0). Items the user rejected or has
+    seen never come back, whatever their scores."""
+    seq_scores = seq_scores or {}
+    strength = {
+        (p.kind, p.value.casefold()): p.strength for p in belief.preferences if p.polarity > 0 and p.kind != "item"
+    }
+    keywords = [(p.value, p.polarity, p.strength) for p in belief.preferences if p.kind == "keyword"]
     excluded = belief.excluded_items
     ranked = []
     for cand in candidates:
         if cand.item.id in excluded:
             continue
-        reasons = [g for g in cand.item.genres if g.casefold() in liked_genres]
-        reasons += [p for p in cand.item.cast if p.casefold() in liked_people]
-        bonus = 0.08 * len(reasons) + 0.01 * math.log1p(cand.item.popularity)
+        matched = [("genre", g) for g in cand.item.genres if ("genre", g.casefold()) in strength]
+        matched += [("person", p) for p in cand.item.cast if ("person", p.casefold()) in strength]
+        reasons = [value for _, value in matched]
+        bonus = 0.01 * math.log1p(cand.item.popularity) + seq_weight * seq_scores.get(cand.item.id, 0.0)
+        bonus += sum(0.08 * strength[(kind, value.casefold())] for kind, value in matched)
         text = " ".join((cand.item.summary, *cand.item.genres)).casefold()
-        for keyword, polarity in keywords:
+        for keyword, polarity, weight in keywords:
             if any(stem in text for stem in KEYWORD_STEMS.get(keyword.casefold(), (keyword.casefold(),))):
-                bonus += 0.1 * polarity  # "less violent": violent films sink, they are not banned
+                # "less violent", "no gore": such films sink, they are not banned (text matching is loose).
+                bonus += (0.15 if polarity > 0 else 0.2) * polarity * weight
+                if polarity > 0:
+                    reasons.append(keyword)
         ranked.append(Candidate(cand.item, cand.similarity, cand.similarity + bonus, tuple(reasons)))
     ranked.sort(key=lambda c: -c.score)
     return ranked[:k]

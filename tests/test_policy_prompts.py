@@ -19,10 +19,20 @@ def test_asks_when_nothing_is_known() -> None:
 # Variables each template is rendered with; a new template must be added here.
 ITEM = Item("alien-1979", "Alien", 1979, ("Horror",), summary="A crew meets a monster.")
 VARIABLES = {
-    "recommend": {"message": "hi", "top": ITEM, "blurb": "A crew meets a monster."},
+    "recommend": {"message": "hi", "top": ITEM, "blurb": "A crew meets a monster.", "profile": "likes Horror"},
+    "profile_block": {"items": ["Alien (1979) [Horror]: 5/5", "Titanic (1997) [Romance]: 1/5"]},
+    "profile_merge": {"summaries": ["Likes horror.", "Dislikes romance."]},
+    "profile_recurrent": {"summary": "Likes horror.", "items": ["Heat (1995) [Crime]: 4/5"]},
     "ask": {"message": "hi", "genres": ["Drama", "Comedy"]},
     "extract": {"message": 'I said "hi"'},
     "answer": {"question": "who directed it?", "facts": "Title: Alien (1979)", "answer": "Ridley Scott directed it."},
+    "explain": {"question": "why that one?", "item": ITEM, "reasons": ["it is Horror, which you said you like"]},
+    "critique": {
+        "message": "something newer",
+        "change": "newer films",
+        "top": ITEM,
+        "blurb": "A crew meets a monster.",
+    },
 }
 
 

@@ -39,3 +39,29 @@ def test_run_tool_records_the_call() -> None:
     assert out == 42
     assert event.call.name == "double" and event.call.arguments == {"x": 21}
     assert event.result.summary == "got 42" and event.result.seconds >= 0
+
+
+def test_score_weighs_strength_and_themes() -> None:
+    belief = BeliefState(
+        preferences=(
+            Preference("genre", "Comedy", 1, strength=0.5),
+            Preference("genre", "Drama", 1, strength=1.5),
+            Preference("keyword", "time travel", 1),
+            Preference("keyword", "zombies", -1),
+        )
+    )
+
+    def with_text(item_id: str, genres: tuple[str, ...], summary: str) -> Candidate:
+        return Candidate(Item(item_id, item_id, 2000, genres, (), summary=summary), 0.5, 0.5)
+
+    cands = [
+        with_text("comedy", ("Comedy",), "A family moves house."),
+        with_text("drama", ("Drama",), "A family moves house."),
+        with_text("timetravel", (), "A teenager is sent back in time in a time machine."),
+        with_text("zombie", ("Drama",), "Zombies overrun a town."),
+    ]
+    ranked = score(cands, belief, k=10)
+    order = [c.item.id for c in ranked]
+    # A strongly liked genre beats a mildly liked one; a rejected theme sinks below both.
+    assert order.index("drama") < order.index("comedy") < order.index("zombie")
+    assert "time travel" in next(c for c in ranked if c.item.id == "timetravel").reasons
