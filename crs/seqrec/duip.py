@@ -284,8 +284,8 @@ def train_duip(model: DUIP, dataset: SeqDataset, cfg: DUIPTrainConfig | None = N
     keeps the weights of the best validation NDCG@10 (sampled-100). Returns a summary dict."""
     from tqdm.auto import tqdm
 
-    from crs.seqrec.data import NegativeSampler
-    from crs.seqrec.metrics import evaluate, sample_eval_negatives
+    from crs.seqrec.metrics import evaluate
+    from crs.seqrec.train import training_setup
 
     cfg = cfg or DUIPTrainConfig()
     if cfg.num_threads:
@@ -296,11 +296,7 @@ def train_duip(model: DUIP, dataset: SeqDataset, cfg: DUIPTrainConfig | None = N
     users = np.array([u for u in range(dataset.num_users) if len(dataset.train(u)) >= 2], dtype=np.int64)
     if len(users) == 0:
         raise ValueError(f"dataset {dataset.name!r} has no user with two training items")
-    sampler = NegativeSampler([dataset.train(u) for u in users], dataset.num_items)
-    eval_users = dataset.eval_users()
-    if cfg.eval_users is not None and len(eval_users) > cfg.eval_users:
-        eval_users = np.sort(np.random.default_rng(cfg.seed).choice(eval_users, cfg.eval_users, replace=False))
-    valid_negs = sample_eval_negatives(dataset, eval_users, 100, cfg.seed) if len(eval_users) else None
+    sampler, eval_users, valid_negs = training_setup(dataset, users, cfg.eval_users, cfg.seed)
     llm_params = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("llm.")]
     own = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("llm.")]
     groups = [{"params": own, "lr": cfg.lr}] + ([{"params": llm_params, "lr": cfg.llm_lr}] if llm_params else [])

@@ -90,6 +90,19 @@ def _batches(lengths: np.ndarray, batch_size: int, bucket: bool, rng: np.random.
     return [batches[i] for i in rng.permutation(len(batches))] if bucket else batches
 
 
+
+def training_setup(
+    dataset: SeqDataset, users: np.ndarray, max_eval_users: int | None, seed: int
+) -> tuple[NegativeSampler, np.ndarray, np.ndarray | None]:
+    """What every trainer needs besides its model: a negative sampler over the training users'
+    items, the (seeded, optionally capped) validation users, and their fixed 100 negatives."""
+    sampler = NegativeSampler([dataset.train(u) for u in users], dataset.num_items)
+    eval_users = dataset.eval_users()
+    if max_eval_users is not None and len(eval_users) > max_eval_users:
+        eval_users = np.sort(np.random.default_rng(seed).choice(eval_users, max_eval_users, replace=False))
+    valid_negs = sample_eval_negatives(dataset, eval_users, 100, seed) if len(eval_users) else None
+    return sampler, eval_users, valid_negs
+
 def train(model: SeqRecModel, dataset: SeqDataset, config: TrainConfig | None = None) -> TrainResult:
     """Train ``model`` on ``dataset``'s training split; returns the log and leaves the best weights loaded."""
     from tqdm.auto import tqdm
@@ -106,11 +119,7 @@ def train(model: SeqRecModel, dataset: SeqDataset, config: TrainConfig | None = 
     lengths = (windows != 0).sum(1)  # (U,)
     if len(users) == 0:
         raise ValueError(f"dataset {dataset.name!r} has no user with two training items")
-    sampler = NegativeSampler([dataset.train(u) for u in users], dataset.num_items)
-    eval_users = dataset.eval_users()
-    if cfg.eval_users is not None and len(eval_users) > cfg.eval_users:
-        eval_users = np.sort(np.random.default_rng(cfg.seed).choice(eval_users, cfg.eval_users, replace=False))
-    valid_negs = sample_eval_negatives(dataset, eval_users, 100, cfg.seed) if len(eval_users) else None
+    sampler, eval_users, valid_negs = training_setup(dataset, users, cfg.eval_users, cfg.seed)
     log.info("training %s on %d users (%s)", type(model).__name__, len(users), dataset.stats())
 
     opt = torch.optim.Adam(
