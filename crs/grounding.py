@@ -17,6 +17,8 @@ from crs.nlu import Linker
 log = logging.getLogger(__name__)
 
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"'”)]*\s+|\n+")
+# A full stop after these ends no sentence: "Alien vs. Predator", "Dr. Strangelove", "J. R. R. Tolkien".
+_ABBREVIATION = re.compile(r"(?:(?i:\b(?:vs|v|mr|mrs|ms|dr|st|jr|sr|vol|pt|mt|ft|e\.g|i\.e))|\b[A-HJ-Z])\.$")
 _QUOTED = re.compile(r"[\"“*_]{1,2}([^\"”*_\n]{2,80}?)[\"”*_]{1,2}")
 _DATED = re.compile(r"((?:[A-Z0-9][\w'’:&!?,.\-]*\s?){1,8})\((?:19|20)\d{2}\)")
 
@@ -55,11 +57,8 @@ class GroundingGuard:
         """Take streamed text; return the complete, checked sentences it releases."""
         self._buffer += delta
         out = []
-        while True:
-            m = _BOUNDARY.search(self._buffer)
-            if m is None:
-                break
-            sentence, self._buffer = self._buffer[: m.end()], self._buffer[m.end() :]
+        while (end := _sentence_end(self._buffer)) is not None:
+            sentence, self._buffer = self._buffer[:end], self._buffer[end:]
             out.append(self._keep(sentence))
         return "".join(out)
 
@@ -77,6 +76,16 @@ class GroundingGuard:
         log.info("grounding guard dropped: %r", sentence.strip()[:200])
         self.removed.append(sentence.strip())
         return ""
+
+
+def _sentence_end(text: str) -> int | None:
+    """Where the first complete sentence of ``text`` ends (after its trailing space), or None."""
+    pos = 0
+    while (m := _BOUNDARY.search(text, pos)) is not None:
+        if not _ABBREVIATION.search(text[: m.start()].rstrip("\"'”)")) or "\n" in m.group(0):
+            return m.end()
+        pos = m.end()
+    return None
 
 
 def _split_dated(span: str) -> tuple[str, int | None]:

@@ -46,3 +46,13 @@ def test_banned_words_drop_the_sentence(linker: Linker) -> None:
     out = guard.feed("A tense ride. It mixes horror and suspense. Tom Cruise is not in it. ") + guard.flush()
     assert out == "A tense ride. "
     assert len(guard.removed) == 2
+
+
+def test_abbreviations_do_not_end_a_sentence() -> None:
+    from crs.grounding import _sentence_end
+
+    assert _sentence_end("Alien vs. Predator is fun. Next") == len("Alien vs. Predator is fun. ")
+    assert _sentence_end("Dr. Strangelove is a satire. And") == len("Dr. Strangelove is a satire. ")
+    assert _sentence_end("Written by J. R. R. Tolkien. Yes") == len("Written by J. R. R. Tolkien. ")
+    assert _sentence_end("Done. Next") == len("Done. ")
+    assert _sentence_end("no end yet") is None
