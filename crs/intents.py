@@ -138,8 +138,8 @@ def year_constraints(text: str, belief: BeliefState, catalog: Catalog, turn: int
         # Newer than all the last picks, unless one of them is so recent that this leaves
         # almost nothing; then newer than most of them.
         latest = max((it.year for it in catalog if it.year), default=max(years))
-        bound = max(years) if max(years) < latest - 3 else sorted(years)[len(years) // 2]
-        out.append(Constraint("year_min", min(bound, latest - 3) + 1, turn, "newer than the last picks"))
+        bound = max(years) if max(years) < latest - 1 else sorted(years)[len(years) // 2]
+        out.append(Constraint("year_min", min(bound, latest - 2) + 1, turn, "newer than the last picks"))
     elif not out and years and _OLDER.search(text):
         out.append(Constraint("year_max", min(years) - 1, turn, "older than the last picks"))
     return tuple(out)

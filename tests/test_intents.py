@@ -115,3 +115,12 @@ def test_topic_shift_and_forget(linker: Linker) -> None:
     i2 = read_intent(boring, linker, b2, 2)
     after2 = apply(b2, shift_topic(understand(boring, linker, 2).merged(i2.update), b2))
     assert after2.disliked_genres == ["Western"] and after2.liked_genres == ["Musical"]
+
+
+def test_newer_than_a_pick_from_the_latest_year_still_leaves_films(linker: Linker) -> None:
+    # One pick is from the catalog's newest years: "newer than all" would leave nothing, so
+    # "newer" means newer than most of the picks.
+    recent = next(i.id for i in linker.catalog if i.year == 2023)
+    shown = BeliefState(last_shown=("aliens-1986", "paul-2011", recent))
+    (constraint,) = read_intent("something newer", linker, shown, 2).update.constraints
+    assert constraint.kind == "year_min" and constraint.value == 2012
