@@ -322,15 +322,10 @@ def build_app(agent: Agent) -> gr.Blocks:
 
         chat_outputs = [chat, session, text, notice, *panel]
         limit = agent.cfg.serve.concurrency
+        # Every way of sending a message shares one queue of turns ("turn").
+        turn: dict[str, Any] = {"concurrency_limit": limit, "concurrency_id": "turn", "show_progress": "hidden"}
         for trigger in (text.submit, send.click):
-            trigger(
-                on_message,
-                [text, chat, session, cards],
-                chat_outputs,
-                concurrency_limit=limit,
-                concurrency_id="turn",
-                show_progress="hidden",
-            )
+            trigger(on_message, [text, chat, session, cards], chat_outputs, **turn)
 
         def on_example(evt):  # noqa: ANN001, ANN202
             value = evt.value if isinstance(evt.value, dict) else {}
@@ -338,12 +333,7 @@ def build_app(agent: Agent) -> gr.Blocks:
 
         on_example.__annotations__ = {"evt": gr.SelectData}
         chat.example_select(on_example, None, text, concurrency_limit=None).then(
-            on_message,
-            [text, chat, session, cards],
-            chat_outputs,
-            concurrency_limit=limit,
-            concurrency_id="turn",
-            show_progress="hidden",
+            on_message, [text, chat, session, cards], chat_outputs, **turn
         )
 
         def make_card_handler(slot: int, action: feedback.Action) -> Callable:

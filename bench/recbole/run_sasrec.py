@@ -224,7 +224,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     # our own checkpoint, written by trainer.fit: it pickles the Config, so weights_only must be off
     state = torch.load(trainer.saved_model_file, map_location="cpu", weights_only=False)
     model.load_state_dict(state["state_dict"])
-    print(f"best epoch {best_epoch}/{len(epoch_seconds)}, valid NDCG@10 {best_valid:.4f}, {train_seconds:.0f}s", flush=True)
+    print(
+        f"best epoch {best_epoch}/{len(epoch_seconds)}, valid NDCG@10 {best_valid:.4f}, {train_seconds:.0f}s",
+        flush=True,
+    )
 
     # the sampled test: the same split rebuilt with mode uni100 (item ids are remapped identically)
     config_s = Config(model="SASRec", dataset=dataset, config_dict=recbole_config(args, dataset, "uni100", "uni100"))

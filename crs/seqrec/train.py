@@ -90,7 +90,6 @@ def _batches(lengths: np.ndarray, batch_size: int, bucket: bool, rng: np.random.
     return [batches[i] for i in rng.permutation(len(batches))] if bucket else batches
 
 
-
 def training_setup(
     dataset: SeqDataset, users: np.ndarray, max_eval_users: int | None, seed: int
 ) -> tuple[NegativeSampler, np.ndarray, np.ndarray | None]:
@@ -102,6 +101,7 @@ def training_setup(
         eval_users = np.sort(np.random.default_rng(seed).choice(eval_users, max_eval_users, replace=False))
     valid_negs = sample_eval_negatives(dataset, eval_users, 100, seed) if len(eval_users) else None
     return sampler, eval_users, valid_negs
+
 
 def train(model: SeqRecModel, dataset: SeqDataset, config: TrainConfig | None = None) -> TrainResult:
     """Train ``model`` on ``dataset``'s training split; returns the log and leaves the best weights loaded."""
