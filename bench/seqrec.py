@@ -109,10 +109,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def write(new_rows: list[dict[str, Any]], out: Path) -> None:
-    """Merge ``new_rows`` into ``out``.json (same dataset/model/protocol/seed replaced) and rewrite ``out``.md."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    path = out.with_suffix(".json")
+def merge_rows(new_rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """Merge ``new_rows`` into the JSON list at ``path`` (a row with the same dataset, model,
+    protocol and seed is replaced), write it back and return all rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(path.read_text()) if path.exists() else []
 
     def key(r: dict[str, Any]) -> tuple:
@@ -121,6 +121,12 @@ def write(new_rows: list[dict[str, Any]], out: Path) -> None:
     fresh = {key(r) for r in new_rows}
     rows = [r for r in rows if key(r) not in fresh] + new_rows
     path.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def write(new_rows: list[dict[str, Any]], out: Path) -> None:
+    """Merge ``new_rows`` into ``out``.json and rewrite ``out``.md."""
+    rows = merge_rows(new_rows, out.with_suffix(".json"))
     out.with_suffix(".md").write_text(table(rows) + "\n")
 
 

@@ -15,7 +15,6 @@ rows have model names ending in ``-full``) and the table goes to bench/results/s
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -24,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# bench/ itself must not be on the path: its profile.py would shadow the standard library's (torch imports it)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from seqrec import merge_rows  # noqa: E402  (bench/seqrec.py, beside this file)
 
 from crs.seqrec.data import load_dataset  # noqa: E402
 from crs.seqrec.metrics import evaluate  # noqa: E402
@@ -163,15 +161,7 @@ def run_duip(ds: Any, titles: list[str], seed: int, scale: dict, args: Any) -> l
 
 def write(new_rows: list[dict[str, Any]], out_json: Path, out_md: Path) -> str:
     """Merge into the shared seqrec.json (same dataset/model/protocol/seed replaced); rewrite the table."""
-    rows = json.loads(out_json.read_text()) if out_json.exists() else []
-
-    def key(r: dict[str, Any]) -> tuple:
-        return r["dataset"], r["model"], r["protocol"], r["seed"]
-
-    fresh = {key(r) for r in new_rows}
-    rows = [r for r in rows if key(r) not in fresh] + new_rows
-    out_json.write_text(json.dumps(rows, indent=1) + "\n")
-    text = table(rows)
+    text = table(merge_rows(new_rows, out_json))
     out_md.write_text(text + "\n")
     return text
 
