@@ -44,24 +44,26 @@ SCALES: dict[str, dict[str, Any]] = {
     "cpu": {
         "sasrec_epochs": 20, "lstm_seconds": 300, "llm_layers": 8, "p2rec": {"tune_steps": 30, "tune_batch": 8, "max_titles": 8, "lora_r": 8},
         "duip": {"soft_prompts": 4, "prompt_items": 3, "lora_r": 0}, "duip_steps": 60, "duip_batch": 16,
-        "duip_evals": 2, "duip_eval_users": 128, "dtype": "bfloat16", "protocols": ("full",),
+        "duip_evals": 2, "duip_eval_users": 128, "dtype": "bfloat16", "protocols": ("full",), "backbones_on_device": False,
     },
     # a minutes-long check that every stage runs (write it elsewhere: --out /tmp/x.json --table /tmp/x.md)
     "smoke": {
         "sasrec_epochs": 1, "lstm_seconds": 10, "llm_layers": 2, "p2rec": {"tune_steps": 2, "tune_batch": 2, "max_titles": 3, "lora_r": 4},
         "duip": {"soft_prompts": 2, "prompt_items": 2, "lora_r": 4}, "duip_steps": 3, "duip_batch": 4,
-        "duip_evals": 1, "duip_eval_users": 32, "dtype": "bfloat16", "protocols": ("full",),
+        "duip_evals": 1, "duip_eval_users": 32, "dtype": "bfloat16", "protocols": ("full",), "backbones_on_device": False,
     },
     # GPU: long histories in the LoRA texts and the hard prompt, LoRA on DUIP, many more steps.
     "full": {
         "sasrec_epochs": 200, "lstm_seconds": None, "llm_layers": 0, "p2rec": {"tune_steps": 1500, "tune_batch": 16, "max_titles": 50, "lora_r": 8},
         "duip": {"soft_prompts": 8, "prompt_items": 20, "lora_r": 8}, "duip_steps": 3000, "duip_batch": 64,
-        "duip_evals": 10, "duip_eval_users": None, "dtype": "bfloat16", "protocols": ("full", "sampled100"),
+        "duip_evals": 10, "duip_eval_users": None, "dtype": "bfloat16", "protocols": ("full", "sampled100"), "backbones_on_device": True,
     },
 }  # fmt: skip
 
 
-def _eval_rows(model: Any, ds: Any, name: str, seed: int, seconds: float, extra: dict[str, Any]) -> list[dict]:
+def _eval_rows(
+    args: Any, model: Any, ds: Any, name: str, seed: int, seconds: float, extra: dict[str, Any]
+) -> list[dict]:
     rows = []
     for protocol in SCALES[extra["scale"]]["protocols"]:
         ev = evaluate(model, ds, "test", protocol, seed=seed, batch_size=64, progress=False)
@@ -71,16 +73,17 @@ def _eval_rows(model: Any, ds: Any, name: str, seed: int, seconds: float, extra:
             "train_seconds": round(seconds, 1), "seed": seed, "users": ev.users, **extra,
         })  # fmt: skip
         print(f"  {name} seed {seed} {protocol}: HR@10 {ev['hr@10']:.4f} NDCG@10 {ev['ndcg@10']:.4f}", flush=True)
+    write(rows, args.out, args.table)  # after every model, so a run cut off by a time limit leaves its rows
     return rows
 
 
 def _train_cfg(name: str, seed: int, scale: dict, args: Any) -> TrainConfig:
-    """The backbones train on the CPU (crs.seqrec.train); only the LLM stages use ``--device``. SASRec
+    """The backbones train on the CPU (crs.seqrec.train) except at full scale, where they use ``--device`` too. SASRec
     runs (base, enhanced, control) get the same epoch budget, so CPU load cannot favour one of them."""
     return TrainConfig(
         epochs=200 if name == "lstm" else scale["sasrec_epochs"], batch_size=128, seed=seed, eval_every=5,
         patience=4, num_threads=args.threads, max_seconds=scale["lstm_seconds"] if name == "lstm" else None,
-        progress=not args.no_progress,
+        device=args.device if scale["backbones_on_device"] else "cpu", progress=not args.no_progress,
     )  # fmt: skip
 
 
@@ -96,7 +99,7 @@ def run_p2rec(ds: Any, texts: list[str], seed: int, scale: dict, args: Any) -> l
 
     suffix = "-full" if args.full else ""
     base, base_res = _train_backbone("sasrec", BACKBONE, ds, seed, scale, args)
-    rows = _eval_rows(base, ds, f"sasrec-p2rec-base{suffix}", seed, base_res.train_seconds,
+    rows = _eval_rows(args, base, ds, f"sasrec-p2rec-base{suffix}", seed, base_res.train_seconds,
                       {"epochs": base_res.epochs_run, "best_epoch": base_res.best_epoch, "scale": args.scale})  # fmt: skip
     t0 = time.perf_counter()
     llm, tok = load_llm(args.model_dir, scale["dtype"], scale["llm_layers"])
@@ -109,7 +112,7 @@ def run_p2rec(ds: Any, texts: list[str], seed: int, scale: dict, args: Any) -> l
     attach_knowledge(enhanced, know.knowledge, know.projection)
     res = train(enhanced, ds, _train_cfg("sasrec", seed, scale, args))
     total = base_res.train_seconds + llm_seconds + res.train_seconds
-    rows += _eval_rows(enhanced, ds, f"p2rec-sasrec{suffix}", seed, total, {
+    rows += _eval_rows(args, enhanced, ds, f"p2rec-sasrec{suffix}", seed, total, {
         "epochs": res.epochs_run, "best_epoch": res.best_epoch, "scale": args.scale,
         "llm_seconds": round(llm_seconds, 1), "stage_seconds": {k: round(v, 1) for k, v in know.seconds.items()},
         "tune_kl_first_last": [round(know.tune_losses[0], 4), round(float(np.mean(know.tune_losses[-10:])), 4)],
@@ -120,7 +123,7 @@ def run_p2rec(ds: Any, texts: list[str], seed: int, scale: dict, args: Any) -> l
     with torch.no_grad():
         warm.item_emb.weight.copy_(base.item_emb.weight)
     wres = train(warm, ds, _train_cfg("sasrec", seed, scale, args))
-    rows += _eval_rows(warm, ds, f"sasrec-warm{suffix}", seed, base_res.train_seconds + wres.train_seconds,
+    rows += _eval_rows(args, warm, ds, f"sasrec-warm{suffix}", seed, base_res.train_seconds + wres.train_seconds,
                        {"epochs": wres.epochs_run, "best_epoch": wres.best_epoch, "scale": args.scale})  # fmt: skip
     return rows
 
@@ -130,7 +133,7 @@ def run_duip(ds: Any, titles: list[str], seed: int, scale: dict, args: Any) -> l
 
     suffix = "-full" if args.full else ""
     lstm, lstm_res = _train_backbone("lstm", LSTM, ds, seed, scale, args)
-    rows = _eval_rows(lstm, ds, f"lstm-duip-base{suffix}", seed, lstm_res.train_seconds,
+    rows = _eval_rows(args, lstm, ds, f"lstm-duip-base{suffix}", seed, lstm_res.train_seconds,
                       {"epochs": lstm_res.epochs_run, "best_epoch": lstm_res.best_epoch, "scale": args.scale})  # fmt: skip
     cfg = DUIPConfig(
         num_items=ds.num_items, max_len=LSTM["max_len"], embedding=LSTM["embedding"], hidden=LSTM["hidden"],
@@ -142,10 +145,11 @@ def run_duip(ds: Any, titles: list[str], seed: int, scale: dict, args: Any) -> l
     tcfg = DUIPTrainConfig(
         steps=scale["duip_steps"], batch_size=scale["duip_batch"], seed=seed, eval_every=max(scale["duip_steps"] // scale["duip_evals"], 1),
         eval_users=scale["duip_eval_users"], num_threads=args.threads, progress=not args.no_progress,
+        max_seconds=args.duip_minutes * 60 if args.duip_minutes else None,
     )  # fmt: skip
     summary = train_duip(model, ds, tcfg)
     total = lstm_res.train_seconds + summary["train_seconds"]
-    rows += _eval_rows(model, ds, f"duip{suffix}", seed, total, {
+    rows += _eval_rows(args, model, ds, f"duip{suffix}", seed, total, {
         "scale": args.scale, "duip_steps": summary["steps"], "best_step": summary["best_step"],
         "duip_seconds": round(summary["train_seconds"], 1), "settings": scale["duip"],
     })  # fmt: skip
@@ -154,7 +158,7 @@ def run_duip(ds: Any, titles: list[str], seed: int, scale: dict, args: Any) -> l
     init_from_lstm(control, lstm)
     control.to(args.device)
     csum = train_duip(control, ds, replace(tcfg, losses=[]))
-    rows += _eval_rows(control, ds, f"duip-no-llm{suffix}", seed, lstm_res.train_seconds + csum["train_seconds"],
+    rows += _eval_rows(args, control, ds, f"duip-no-llm{suffix}", seed, lstm_res.train_seconds + csum["train_seconds"],
                        {"scale": args.scale, "duip_steps": csum["steps"], "best_step": csum["best_step"]})  # fmt: skip
     return rows
 
@@ -194,7 +198,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         f"{SCALES['cpu']['duip']['soft_prompts']} soft prompts + the last {SCALES['cpu']['duip']['prompt_items']} "
         f"titles; SASRec trained {SCALES['cpu']['sasrec_epochs']} epochs (every SASRec run alike), the LSTM "
         f"(50 recent items) capped at {SCALES['cpu']['lstm_seconds']} s, so both baselines are under-trained (bench/results/seqrec.md has them "
-        "trained fully). Scale `full` (`--device cuda --full`, for a GPU): see SCALES in bench/seqrec_llm.py.",
+        "trained fully). Scale `full` (`--device cuda --full`, for a GPU): see SCALES in bench/seqrec_llm.py; "
+        "it ran once (seed 42) on an NVIDIA H200 through the device tool, backbones on the GPU too, with "
+        "`--duip-minutes 2`, which stopped DUIP at 699 of its 3000 steps while its no-LLM control ran all 3000 "
+        "(log: bench/results/seqrec_llm_gpu_full.log). Every SASRec there stops on the same rule (patience 4 "
+        "validations on 610 users): the plain one at epoch 35 (best 15), the warm control at 25 (best 5), "
+        "P2Rec's at 115 (best 95).",
         "",
         "| scale | model | vs | protocol | seed | HR@10 | NDCG@10 | ΔHR@10 | ΔNDCG@10 | train s |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -246,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model-dir", type=Path, default=None, help="SmolLM2 transformers dir (default: the crs cache)")
     p.add_argument("--data", type=Path, default=DATA, help="folder with ratings.csv(.gz) and movies.csv")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--duip-minutes", type=float, default=None, help="cap on each DUIP training run (default: none)")
     p.add_argument("--out", type=Path, default=RESULTS / "seqrec.json")
     p.add_argument("--table", type=Path, default=RESULTS / "seqrec_llm.md")
     p.add_argument("--no-progress", action="store_true")

@@ -103,20 +103,21 @@ def evaluate(
         raise ValueError(f"unknown protocol {protocol!r} (sampled100, full)")
     was_training = model.training
     model.eval()
+    dev = next((p.device for p in model.parameters()), torch.device("cpu"))  # inputs go there; scores come back
     ranks = []
     bar = tqdm(range(0, len(users), batch_size), desc=f"eval {split}/{protocol}", disable=not progress, leave=False)
     with torch.inference_mode():
         for lo in bar:
             batch = users[lo : lo + batch_size]
             hists = [dataset.history(u, split) for u in batch]
-            seq = torch.from_numpy(pad_left(hists, max_len, trim=True))  # (B, <= L)
+            seq = torch.from_numpy(pad_left(hists, max_len, trim=True)).to(dev)  # (B, <= L)
             target = torch.tensor([dataset.target(u, split) for u in batch])  # (B,)
             if protocol == "sampled100":
                 cand = torch.cat([target[:, None], torch.from_numpy(negatives[lo : lo + batch_size])], 1)  # (B, 101)
-                scores = model.score(seq, cand)  # (B, 101)
+                scores = model.score(seq, cand.to(dev)).float().cpu()  # (B, 101)
                 ranks.append(rank_of_target(scores, 0))
             else:
-                scores = model.score_all(seq).float()  # (B, N + 1)
+                scores = model.score_all(seq).float().cpu()  # (B, N + 1)
                 full_hist = torch.from_numpy(pad_left(hists, max(len(h) for h in hists)))  # (B, H), 0-padded
                 t_score = scores.gather(1, target[:, None])  # (B, 1)
                 scores.scatter_(1, full_hist, float("-inf"))  # history (and padding column 0) masked

@@ -40,6 +40,7 @@ class TrainConfig:
     eval_users: int | None = None  # validate on a seeded subset (None: every user)
     max_seconds: float | None = None  # stop after the epoch that passes this wall time (validating then)
     num_threads: int | None = None  # torch.set_num_threads when set (process-wide)
+    device: str = "cpu"  # the model is moved here for training and stays there
     grad_clip: float | None = 5.0
     bucket: bool = True  # batch users of similar length together and trim padding (much faster on CPU)
     progress: bool = True
@@ -115,6 +116,7 @@ def train(model: SeqRecModel, dataset: SeqDataset, config: TrainConfig | None = 
     max_len = cfg.max_len or model.config.max_len
     start = time.perf_counter()
 
+    model.to(cfg.device)
     users, windows = _training_windows(dataset, max_len)
     lengths = (windows != 0).sum(1)  # (U,)
     if len(users) == 0:
@@ -138,9 +140,10 @@ def train(model: SeqRecModel, dataset: SeqDataset, config: TrainConfig | None = 
         for rows in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not cfg.progress):
             win = windows[rows]  # (B, L + 1)
             win = win[:, int((win != 0).any(0).argmax()) :]  # drop all-padding leading columns -> (B, l + 1)
-            seq = torch.from_numpy(win[:, :-1])  # (B, l)
-            pos = torch.from_numpy(win[:, 1:])  # (B, l)
-            neg = torch.from_numpy(sampler.sample(rng, rows, win.shape[1] - 1) * (win[:, 1:] != 0))  # (B, l)
+            seq = torch.from_numpy(win[:, :-1]).to(cfg.device)  # (B, l)
+            pos = torch.from_numpy(win[:, 1:]).to(cfg.device)  # (B, l)
+            neg = sampler.sample(rng, rows, win.shape[1] - 1) * (win[:, 1:] != 0)  # (B, l)
+            neg = torch.from_numpy(neg).to(cfg.device)
             loss = model(seq, pos, neg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
