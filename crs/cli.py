@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--train", nargs="+", help="raw ReDial training dialogue files (default: partial_train/*)")
     rd.add_argument("--movielens", help="ml-latest-small folder for external interactions ('' for none)")
     rd.add_argument("--epochs", type=int, default=60, help="SASRec training epochs")
+    rd.add_argument(
+        "--cross-fit", type=int, default=1, metavar="K",
+        help="rank each of K dialogue-level folds of --turns with components trained on every training dialogue "
+        "but that fold's (uses the evaluated file's other dialogues when --train holds them; default 1: none)",
+    )  # fmt: skip
     from crs.cli_seqrec import add_eval_parser, add_train_parser
 
     add_eval_parser(ev)  # eval seqrec

@@ -118,6 +118,27 @@ def test_eval_redial_end_to_end(slice_dir: Path, capsys: pytest.CaptureFixture[s
     assert "trained on" in capsys.readouterr().err
 
 
+def test_cross_fit_never_ranks_a_dialogue_with_a_model_trained_on_it(slice_dir: Path) -> None:
+    model_dir = slice_dir / "model_cf"
+    assert _run(slice_dir, "turns.jsonl", model_dir, "--cross-fit", "3") == 0
+    report = json.loads((slice_dir / "out.json").read_text())
+    assert report["turns"] == N_TURNS and report["samples"] == 38
+    turns = [json.loads(line) for line in (slice_dir / "turns.jsonl").read_text().splitlines()]
+    file_ids = {t["dialog_id"] for t in turns}
+    train_ids = {json.loads(line)["conversationId"] for line in (slice_dir / "train.jsonl").read_text().splitlines()}
+    folds = [model_dir / f"crossfit-3-{k}" for k in range(3)]
+    trained = [set(json.loads((f / "meta.json").read_text())["train_dialogue_ids"]) for f in folds]
+    left_out = [train_ids - t for t in trained]
+    # the folds partition the evaluated dialogues that training could have seen, and only those are left out
+    assert set().union(*left_out) == train_ids & file_ids
+    assert all(a.isdisjoint(b) for i, a in enumerate(left_out) for b in left_out[i + 1 :])
+    # a fold's model learns from the other folds' evaluated dialogues: more data than the strict run
+    assert all(t == train_ids - out for t, out in zip(trained, left_out, strict=True))
+    assert any(t & file_ids for t in trained)
+    assert report["trained_on"]["cross_fit"]["folds"] == 3
+    assert _run(slice_dir, "turns.jsonl", model_dir, "--cross-fit", "0") == 2
+
+
 def test_no_repeat_drops_repeated_gold_and_ranks_without_mentioned() -> None:
     n = 6
     values = np.zeros((len(FEATURES), n), dtype=np.float32)

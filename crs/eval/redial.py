@@ -24,7 +24,7 @@ movies already mentioned earlier in the context (Kostric & Balog).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -324,6 +324,11 @@ class RedialRun:
     movielens: Path | None = None
     seq_epochs: int = 60
     folds: int = 5  # dialogue-level folds of the training dialogues for choosing the weights
+    # > 1: cross-fitting. The evaluated dialogues are cut into this many dialogue-level folds and each
+    # fold is ranked by components trained on every training dialogue except that fold's, so the
+    # evaluated file's other dialogues (when the training files hold them, as partial_train holds
+    # the validation dialogues) are used too; no dialogue is ever ranked by a model trained on it.
+    cross_fit: int = 1
     progress: bool = True
     threads: int = 1  # torch threads (the CPU is shared)
 
@@ -334,27 +339,64 @@ def _sequences(dialogues: Sequence[dict], catalog: Catalog) -> list[list[str]]:
     return [dialogue_mentions(d, catalog) for d in dialogues]
 
 
-def train_for(run: RedialRun, pipeline: Pipeline, left_out: set[str]) -> Components:
-    """Train on the training dialogues not in ``left_out``. The blending weights are chosen on
-    held-out training turns: dialogue-level folds, each fold's turns scored by components trained
-    on the other folds; then everything is trained again on all of them."""
+def _dialogue_fold(dialogue_id: str, folds: int) -> int:
     import hashlib
+
+    return int(hashlib.sha1(str(dialogue_id).encode()).hexdigest(), 16) % folds
+
+
+def _training_dialogues(run: RedialRun, left_out: set[str]) -> list[dict]:
+    from crs.eval.redial_data import load_dialogues
+
+    dialogues = [d for d in load_dialogues(run.train_files) if str(d["conversationId"]) not in left_out]
+    if not dialogues:
+        raise ValueError("no training dialogue is left once the evaluated dialogues are left out")
+    return dialogues
+
+
+def train_fold(run: RedialRun, pipeline: Pipeline, left_out: set[str], weights: Weights) -> Components:
+    """Components (no weight search) trained on the training dialogues not in ``left_out``."""
     import time
 
-    from crs.eval.redial_data import load_dialogues, movielens_sequences, raw_turns
+    from crs.eval.redial_data import movielens_sequences
     from crs.eval.redial_model import SeqTrainConfig, train_components
 
     started = time.perf_counter()
     catalog = pipeline.catalog
-    dialogues = [d for d in load_dialogues(run.train_files) if str(d["conversationId"]) not in left_out]
-    if not dialogues:
-        raise ValueError("no training dialogue is left once the evaluated dialogues are left out")
+    dialogues = _training_dialogues(run, left_out)
+    external = movielens_sequences(run.movielens, catalog) if run.movielens else []
+    components = train_components(
+        [it.id for it in catalog], _sequences(dialogues, catalog), external, SeqTrainConfig(epochs=run.seq_epochs),
+        run.progress,
+    )  # fmt: skip
+    components.weights = dict(weights)
+    components.meta |= {
+        "train_dialogue_ids": sorted(str(d["conversationId"]) for d in dialogues),
+        "movielens_users": len(external),
+        "left_out_dialogues": len(left_out),
+        "train_seconds": round(time.perf_counter() - started, 1),
+    }
+    return components
+
+
+def train_for(run: RedialRun, pipeline: Pipeline, left_out: set[str]) -> Components:
+    """Train on the training dialogues not in ``left_out``. The blending weights are chosen on
+    held-out training turns: dialogue-level folds, each fold's turns scored by components trained
+    on the other folds; then everything is trained again on all of them."""
+    import time
+
+    from crs.eval.redial_data import movielens_sequences, raw_turns
+    from crs.eval.redial_model import SeqTrainConfig, train_components
+
+    started = time.perf_counter()
+    catalog = pipeline.catalog
+    dialogues = _training_dialogues(run, left_out)
     external = movielens_sequences(run.movielens, catalog) if run.movielens else []
     ids = [it.id for it in catalog]
     cfg = SeqTrainConfig(epochs=run.seq_epochs)
 
     def fold(d: dict) -> int:
-        return int(hashlib.sha1(str(d["conversationId"]).encode()).hexdigest(), 16) % run.folds
+        return _dialogue_fold(str(d["conversationId"]), run.folds)
 
     feats: list[TurnFeatures] = []
     for k in range(run.folds):
@@ -364,15 +406,32 @@ def train_for(run: RedialRun, pipeline: Pipeline, left_out: set[str]) -> Compone
         pipeline.components = train_components(ids, _sequences(fit, catalog), external, cfg, run.progress)
         feats += pipeline.iter_features(dev_turns, run.progress, f"held-out turns, fold {k + 1}/{run.folds}")
     weights = tune_weights(feats, DEFAULT_WEIGHTS)
-    components = train_components(ids, _sequences(dialogues, catalog), external, cfg, run.progress)
-    components.weights = weights
+    components = train_fold(run, pipeline, left_out, weights)
     components.meta |= {
-        "train_dialogue_ids": sorted(str(d["conversationId"]) for d in dialogues),
         "tuning": {"folds": run.folds, "held_out_turns": len(feats)},
-        "movielens_users": len(external),
-        "left_out_dialogues": len(left_out),
         "train_seconds": round(time.perf_counter() - started, 1),
     }
+    return components
+
+
+def _load_or_train(folder: Path, catalog: Catalog, left_out: set[str], train: Callable[[], Components]) -> Components:
+    """Components from ``folder`` when it holds them (refused if trained on a dialogue of
+    ``left_out`` or on another catalog), else ``train()``, saved there."""
+    from crs.eval.redial_data import RedialDataError
+
+    if not (folder / "meta.json").exists():
+        components = train()
+        components.save(folder)
+        return components
+    components = Components.load(folder)
+    leaked = left_out & set(components.meta.get("train_dialogue_ids", []))
+    if leaked:
+        raise RedialDataError(
+            f"{folder} was trained on {len(leaked)} of the evaluated dialogues; train again with another --model-dir"
+        )
+    if components.item_ids != [it.id for it in catalog]:
+        raise RedialDataError(f"{folder} was trained on another catalog; use another --model-dir")
+    log.info("loaded trained components from %s", folder)
     return components
 
 
@@ -389,6 +448,8 @@ def run_redial(run: RedialRun) -> dict[str, object]:
 
     if run.limit is not None and run.limit < 1:
         raise RedialDataError(f"--limit must be at least 1, got {run.limit}")
+    if run.cross_fit < 1:
+        raise RedialDataError(f"--cross-fit must be at least 1, got {run.cross_fit}")
     torch.set_num_threads(run.threads)
     started = time.perf_counter()
     catalog = load_redial_catalog(run.movies, run.info)
@@ -404,22 +465,23 @@ def run_redial(run: RedialRun) -> dict[str, object]:
     model_dir = run.model_dir or cache / "redial" / f"model-{key}"
     placeholder = Components([it.id for it in catalog], np.zeros(len(catalog)), None)  # until trained or loaded
     pipeline = build_pipeline(catalog, placeholder, cache / "redial" / "index", run.progress)
-    if (model_dir / "meta.json").exists():
-        components = Components.load(model_dir)
-        leaked = evaluated & set(components.meta.get("train_dialogue_ids", []))
-        if leaked:
-            raise RedialDataError(
-                f"{model_dir} was trained on {len(leaked)} dialogues of {run.turns}; train again with another --model-dir"
-            )
-        if components.item_ids != [it.id for it in catalog]:
-            raise RedialDataError(f"{model_dir} was trained on another catalog; use another --model-dir")
-        log.info("loaded trained components from %s", model_dir)
-    else:
-        components = train_for(run, pipeline, evaluated)
-        components.save(model_dir)
-    pipeline.components = components
-    trained = time.perf_counter() - started
+    components = _load_or_train(model_dir, catalog, evaluated, lambda: train_for(run, pipeline, evaluated))
     weights = components.weights
+    # the components that rank each turn: one set, or with cross-fitting one per fold of dialogues
+    by_fold: list[tuple[Components, list[RecTurn]]] = [(components, turns)]
+    if run.cross_fit > 1:
+        by_fold = []
+        for k in range(run.cross_fit):
+            fold_ids = {i for i in evaluated if _dialogue_fold(i, run.cross_fit) == k}
+            fold_turns = [t for t in turns if t.dialog_id in fold_ids]
+            folder = model_dir / f"crossfit-{run.cross_fit}-{k}"
+            log.info("cross-fit fold %d: %d dialogues left out, %d turns", k, len(fold_ids), len(fold_turns))
+            fitted = _load_or_train(
+                folder, catalog, fold_ids, lambda ids=fold_ids: train_fold(run, pipeline, ids, weights)
+            )
+            fitted.weights = weights
+            by_fold.append((fitted, fold_turns))
+    trained = time.perf_counter() - started
     ablation = {
         "retrieval only": ({"retrieval": 1.0}, False),
         "+ sequential scorer (SASRec, co-occurrence, MovieLens item-item, popularity, genres)": (weights, False),
@@ -429,10 +491,13 @@ def run_redial(run: RedialRun) -> dict[str, object]:
     }
     recalls = {name: Recall() for name in ablation}
     given = linked = 0
-    for f in pipeline.iter_features(turns, run.progress, "ReDial turns"):
-        given, linked = given + f.given_ids, linked + f.linked_ids
-        for name, (w, filtering) in ablation.items():
-            recalls[name].add(f, w, filtering)
+    for k, (fitted, fold_turns) in enumerate(by_fold):
+        pipeline.components = fitted
+        desc = "ReDial turns" if len(by_fold) == 1 else f"ReDial turns, fold {k + 1}/{len(by_fold)}"
+        for f in pipeline.iter_features(fold_turns, run.progress, desc):
+            given, linked = given + f.given_ids, linked + f.linked_ids
+            for name, (w, filtering) in ablation.items():
+                recalls[name].add(f, w, filtering)
     rows = {name: rec.as_dict() for name, rec in recalls.items()}
     report: dict[str, object] = dict(rows["+ belief-state dispreference filtering"])
     meta = components.meta
@@ -448,6 +513,12 @@ def run_redial(run: RedialRun) -> dict[str, object]:
             "movielens_users": meta.get("movielens_users", 0),
             "sasrec_sequences": meta.get("sasrec_sequences", 0),
             "tuning": meta.get("tuning", {}),
+            "cross_fit": {
+                "folds": run.cross_fit,
+                "dialogues_per_fold": [len(c.meta.get("train_dialogue_ids", [])) for c, _ in by_fold],
+            }
+            if run.cross_fit > 1
+            else None,
         },
         "understanding": {
             "given_movie_mentions": given,
@@ -487,6 +558,7 @@ def redial_command(args: object, cache_dir: Path) -> int:
         train_files=tuple(Path(p) for p in a.get("train") or DEFAULT_TRAIN),
         movielens=DEFAULT_MOVIELENS if movielens is None else (Path(movielens) if movielens else None),
         seq_epochs=a.get("epochs") or 60,
+        cross_fit=1 if a.get("cross_fit") is None else a["cross_fit"],
     )
     try:
         report = run_redial(run)
