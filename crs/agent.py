@@ -7,10 +7,11 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 from crs import answers, nlu
 from crs.catalog import Catalog, Item, load_catalog
-from crs.config import Config, ConfigError
+from crs.config import DEFAULT_SCORER, Config, ConfigError
 from crs.extract import llm_extract, merge_rules_first
 from crs.grounding import GroundingGuard
 from crs.intents import Intent, read_intent, shift_topic, without_forgotten
@@ -119,7 +120,9 @@ class Agent:
             try:
                 scorer = SeqScorer.load(cfg.scorer.checkpoint, catalog, cfg.scorer.model_dir or None)
             except ScorerError as exc:
-                raise ConfigError(f"[scorer] checkpoint: {exc}") from exc
+                if Path(cfg.scorer.checkpoint) != DEFAULT_SCORER:
+                    raise ConfigError(f"[scorer] checkpoint: {exc}") from exc
+                log.warning("the shipped sequential scorer is not used (%s): ranking by retrieval + popularity", exc)
         profile_store = ProfileStore.from_config(cfg) if profiles else None
         return cls(cfg, catalog, store, llm or load_chat_model(cfg), scorer=scorer, profiles=profile_store)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SCORER = PROJECT_ROOT / "knowledge" / "scorer" / "redial-sasrec.pt"
 
 
 class ConfigError(ValueError):
@@ -115,8 +116,10 @@ class ProfileConfig:
 @dataclass(frozen=True)
 class ScorerConfig:
     # A crs.seqrec checkpoint (`crs train seqrec --out DIR` writes DIR/model.pt); "" = no sequential
-    # model: candidates are ranked by retrieval, matched preferences and popularity.
-    checkpoint: str = ""
+    # model: candidates are ranked by retrieval, matched preferences and popularity. The default is
+    # the shipped SASRec trained on ReDial dialogues (scripts/train_demo_scorer.py); it is skipped with
+    # a warning when it is missing or matches none of the catalog's items.
+    checkpoint: str = str(DEFAULT_SCORER)
     weight: float = 0.1  # weight of the model's z-scored candidate scores added to the retrieval score
     model_dir: str = ""  # DUIP only: the LLM's transformers dir if not the one it was trained with
 

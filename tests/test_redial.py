@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from crs.cli import main
-from crs.eval.redial import Recall, TurnFeatures, fuse
+from crs.eval.redial import FULL_ROW, Recall, TurnFeatures, fuse
 from crs.eval.redial_data import (
     DEFAULT_MOVIES,
     DEFAULT_TRAIN,
@@ -23,8 +23,9 @@ from crs.eval.redial_data import (
     load_redial_catalog,
     processed_turns,
     read_turns,
+    seeker_history,
 )
-from crs.eval.redial_model import DEFAULT_WEIGHTS, FEATURES
+from crs.eval.redial_model import DEFAULT_WEIGHTS, FEATURES, Components, SeqTrainConfig, train_components
 
 pytestmark = pytest.mark.skipif(not DEFAULT_TURNS.exists(), reason="ReDial data not present")
 N_TURNS = 30
@@ -84,7 +85,7 @@ def test_eval_redial_end_to_end(slice_dir: Path, capsys: pytest.CaptureFixture[s
         "+ sequential scorer (SASRec, co-occurrence, MovieLens item-item, popularity, genres)",
         "+ belief-state dispreference filtering",
     } <= set(report["ablation"])
-    assert report["recall@10"] == report["ablation"]["+ belief-state dispreference filtering"]["recall@10"]
+    assert report["recall@10"] == report["ablation"][FULL_ROW]["recall@10"]
     assert "| retrieval only |" in capsys.readouterr().out
 
     # Training left out every dialogue of the turn file, and only those.
@@ -169,3 +170,29 @@ def test_bad_turn_files(tmp_path: Path) -> None:
     assert main(["eval", "redial", "--turns", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o.json")]) == 2
     assert main(["eval", "redial", "--turns", str(bad), "--out", str(tmp_path / "o.json"), "--limit", "0"]) == 2
     assert not (tmp_path / "o.json").exists()
+
+
+def test_profile_uses_only_the_seekers_earlier_training_dialogues(tmp_path: Path) -> None:
+    catalog = load_redial_catalog(DEFAULT_MOVIES, None)
+    all_ids = [it.id for it in catalog]
+    a, b, c, d = all_ids[:4]
+
+    def dialogue(conv: str, seeker: int, answers: dict) -> dict:
+        return {"conversationId": conv, "initiatorWorkerId": seeker, "initiatorQuestions": answers, "messages": []}
+
+    history = seeker_history(
+        [
+            dialogue("30", 7, {c: {"liked": 1}}),
+            dialogue("10", 7, {a: {"liked": 1}, b: {"liked": 0}, "not-a-movie": {"liked": 1}}),
+            dialogue("20", 8, {d: {"liked": 1}}),
+        ],
+        catalog,
+    )
+    assert history["7"] == [("10", [a]), ("30", [c])]  # dialogue order; disliked and unknown movies dropped
+    comps = train_components(all_ids, [], config=SeqTrainConfig(epochs=0), progress=False, seeker_history=history)
+    ix = {i: k for k, i in enumerate(all_ids)}
+    assert comps.profile("7", "25") == [ix[a]]  # only dialogues before the evaluated one
+    assert comps.profile("7", "40") == [ix[a], ix[c]]
+    assert comps.profile("8", "20") == [] and comps.profile("9", "99") == [] and comps.profile("", "99") == []
+    comps.save(tmp_path / "m")
+    assert Components.load(tmp_path / "m").profiles == comps.profiles

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 KS = (1, 10, 50)
 QUERY_SEEKER_UTTERANCES = 2  # the seeker's latest utterances make the retrieval query
 QUERY_BATCH = 256  # turns whose queries are embedded together
+FULL_ROW = "+ profile (the seeker's liked movies in their earlier training dialogues)"  # the whole pipeline
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Pipeline:
     vectors: np.ndarray  # (N, dim) unit vectors, catalog order
     components: Components
     embed: object  # crs.store.Embedder
+    seekers: dict[str, str] = field(default_factory=dict)  # dialogue id -> seeker id, where known
     index: dict[str, int] = field(init=False)
     genre_sets: list[frozenset[str]] = field(init=False)
 
@@ -126,6 +128,9 @@ class Pipeline:
         values[FEATURES.index("cooccurrence")] = self.components.cooccurrence(order)
         values[FEATURES.index("external")] = self.components.external(order)
         values[FEATURES.index("popularity")] = self.components.popularity()
+        profile = self.components.profile(self.seekers.get(turn.dialog_id, ""), turn.dialog_id)
+        if profile:
+            values[FEATURES.index("profile")] = self.components.profile_scores(profile)
         liked_genres = {g.casefold() for g in belief.liked_genres}
         if liked_genres:
             values[FEATURES.index("genre")] = [len(gs & liked_genres) for gs in self.genre_sets]
@@ -358,7 +363,7 @@ def train_fold(run: RedialRun, pipeline: Pipeline, left_out: set[str], weights: 
     """Components (no weight search) trained on the training dialogues not in ``left_out``."""
     import time
 
-    from crs.eval.redial_data import movielens_sequences
+    from crs.eval.redial_data import movielens_sequences, seeker_history
     from crs.eval.redial_model import SeqTrainConfig, train_components
 
     started = time.perf_counter()
@@ -367,7 +372,7 @@ def train_fold(run: RedialRun, pipeline: Pipeline, left_out: set[str], weights: 
     external = movielens_sequences(run.movielens, catalog) if run.movielens else []
     components = train_components(
         [it.id for it in catalog], _sequences(dialogues, catalog), external, SeqTrainConfig(epochs=run.seq_epochs),
-        run.progress,
+        run.progress, seeker_history(dialogues, catalog),
     )  # fmt: skip
     components.weights = dict(weights)
     components.meta |= {
@@ -385,7 +390,7 @@ def train_for(run: RedialRun, pipeline: Pipeline, left_out: set[str]) -> Compone
     on the other folds; then everything is trained again on all of them."""
     import time
 
-    from crs.eval.redial_data import movielens_sequences, raw_turns
+    from crs.eval.redial_data import movielens_sequences, raw_turns, seeker_history
     from crs.eval.redial_model import SeqTrainConfig, train_components
 
     started = time.perf_counter()
@@ -403,7 +408,9 @@ def train_for(run: RedialRun, pipeline: Pipeline, left_out: set[str]) -> Compone
         fit = [d for d in dialogues if fold(d) != k]
         dev_turns = raw_turns([d for d in dialogues if fold(d) == k], catalog)
         log.info("tuning fold %d: %d training dialogues, %d held-out turns", k, len(fit), len(dev_turns))
-        pipeline.components = train_components(ids, _sequences(fit, catalog), external, cfg, run.progress)
+        pipeline.components = train_components(
+            ids, _sequences(fit, catalog), external, cfg, run.progress, seeker_history(fit, catalog)
+        )
         feats += pipeline.iter_features(dev_turns, run.progress, f"held-out turns, fold {k + 1}/{run.folds}")
     weights = tune_weights(feats, DEFAULT_WEIGHTS)
     components = train_fold(run, pipeline, left_out, weights)
@@ -444,7 +451,14 @@ def run_redial(run: RedialRun) -> dict[str, object]:
     import torch
 
     from crs.config import _default_cache
-    from crs.eval.redial_data import RedialDataError, file_dialogue_ids, load_redial_catalog, read_turns
+    from crs.eval.redial_data import (
+        RedialDataError,
+        detect_format,
+        file_dialogue_ids,
+        load_dialogues,
+        load_redial_catalog,
+        read_turns,
+    )
 
     if run.limit is not None and run.limit < 1:
         raise RedialDataError(f"--limit must be at least 1, got {run.limit}")
@@ -460,11 +474,22 @@ def run_redial(run: RedialRun) -> dict[str, object]:
     if run.limit:
         turns = turns[: run.limit]
     cache = run.cache_dir or _default_cache()
-    settings = [run.seq_epochs, run.folds, run.movielens, *run.train_files, run.movies, run.info, *sorted(evaluated)]
+    settings = [
+        "v2",
+        run.seq_epochs,
+        run.folds,
+        run.movielens,
+        *run.train_files,
+        run.movies,
+        run.info,
+        *sorted(evaluated),
+    ]
     key = hashlib.sha1(" ".join(map(str, settings)).encode()).hexdigest()[:12]
     model_dir = run.model_dir or cache / "redial" / f"model-{key}"
     placeholder = Components([it.id for it in catalog], np.zeros(len(catalog)), None)  # until trained or loaded
     pipeline = build_pipeline(catalog, placeholder, cache / "redial" / "index", run.progress)
+    known = load_dialogues([*run.train_files, *([run.turns] if detect_format(run.turns) == "raw" else [])])
+    pipeline.seekers = {str(d["conversationId"]): str(d.get("initiatorWorkerId") or "") for d in known}
     components = _load_or_train(model_dir, catalog, evaluated, lambda: train_for(run, pipeline, evaluated))
     weights = components.weights
     # the components that rank each turn: one set, or with cross-fitting one per fold of dialogues
@@ -482,10 +507,12 @@ def run_redial(run: RedialRun) -> dict[str, object]:
             fitted.weights = weights
             by_fold.append((fitted, fold_turns))
     trained = time.perf_counter() - started
+    no_profile = weights | {"profile": 0.0}
     ablation = {
         "retrieval only": ({"retrieval": 1.0}, False),
-        "+ sequential scorer (SASRec, co-occurrence, MovieLens item-item, popularity, genres)": (weights, False),
-        "+ belief-state dispreference filtering": (weights, True),
+        "+ sequential scorer (SASRec, co-occurrence, MovieLens item-item, popularity, genres)": (no_profile, False),
+        "+ belief-state dispreference filtering": (no_profile, True),
+        FULL_ROW: (weights, True),
         "(alone) popularity in training dialogues": ({"popularity": 1.0}, False),
         "(alone) SASRec": ({"sequential": 1.0}, False),
     }
@@ -499,7 +526,7 @@ def run_redial(run: RedialRun) -> dict[str, object]:
             for name, (w, filtering) in ablation.items():
                 recalls[name].add(f, w, filtering)
     rows = {name: rec.as_dict() for name, rec in recalls.items()}
-    report: dict[str, object] = dict(rows["+ belief-state dispreference filtering"])
+    report: dict[str, object] = dict(rows[FULL_ROW])
     meta = components.meta
     report |= {
         "ablation": rows,

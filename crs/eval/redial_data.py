@@ -170,6 +170,24 @@ def dialogue_mentions(dialogue: dict, catalog: Catalog) -> list[str]:
     return [i for i in dict.fromkeys(ids) if i in catalog]
 
 
+def seeker_history(dialogues: Iterable[dict], catalog: Catalog) -> dict[str, list[tuple[str, list[str]]]]:
+    """Per seeker (``initiatorWorkerId``), each of their dialogues' id and the catalog movies they
+    said they liked in its questionnaire (``initiatorQuestions`` liked = 1, else the recommender's
+    answers about the seeker), in dialogue order: the history a profile is built from."""
+    out: dict[str, list[tuple[str, list[str]]]] = {}
+    for d in dialogues:
+        seeker = str(d.get("initiatorWorkerId") or "")
+        answers = d.get("initiatorQuestions") or d.get("respondentQuestions") or {}
+        if not seeker or not isinstance(answers, dict):
+            continue
+        liked = [i for i, a in answers.items() if isinstance(a, dict) and a.get("liked") == 1 and i in catalog]
+        if liked:
+            out.setdefault(seeker, []).append((str(d["conversationId"]), liked))
+    for history in out.values():
+        history.sort(key=lambda h: int(h[0]) if h[0].isdigit() else 0)
+    return out
+
+
 def raw_turns(dialogues: Iterable[dict], catalog: Catalog) -> list[RecTurn]:
     """Every recommender utterance that names a catalog movie, with the utterances before it."""
     out = []

@@ -18,7 +18,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FEATURES = ("retrieval", "sequential", "cooccurrence", "external", "popularity", "genre", "repeat", "repeat_seeker")
+FEATURES = (
+    "retrieval", "sequential", "cooccurrence", "external", "popularity", "genre", "repeat", "repeat_seeker", "profile",
+)  # fmt: skip
 Weights = dict[str, float]
 DEFAULT_WEIGHTS: Weights = {
     "retrieval": 1.0,
@@ -30,6 +32,7 @@ DEFAULT_WEIGHTS: Weights = {
     "repeat": 0.0,  # all-mentions ranking only: the recommender named the movie before
     "repeat_seeker": 0.0,  # all-mentions ranking only: the seeker named the movie before
     "disliked_genre": 1.0,
+    "profile": 0.0,  # the seeker's liked movies from their earlier training dialogues
 }
 
 
@@ -56,6 +59,22 @@ class Components:
     sasrec: Any = None  # crs.seqrec.sasrec.SASRec or None
     weights: Weights = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     meta: dict[str, Any] = field(default_factory=dict)
+    # seeker id -> [(training dialogue id, catalog indices the seeker liked there)], dialogue order
+    profiles: dict[str, list[tuple[str, list[int]]]] = field(default_factory=dict)
+
+    def profile(self, seeker: str, before: str) -> list[int]:
+        """The movies ``seeker`` liked in training dialogues older than dialogue ``before``."""
+        if not seeker or not before.isdigit():
+            return []
+        return list(
+            dict.fromkeys(i for d, items in self.profiles.get(seeker, []) if int(d) < int(before) for i in items)
+        )
+
+    def profile_scores(self, profile: Sequence[int]) -> np.ndarray:
+        """How well every item goes with a profile: co-mentions plus external item-item -> [0, 1]."""
+        out = self.cooccurrence(profile) + self.external(profile)
+        peak = float(out.max()) if len(out) else 0.0
+        return out / peak if peak > 0 else out
 
     def popularity(self) -> np.ndarray:
         top = math.log1p(float(self.pop.max()) or 1.0)
@@ -105,7 +124,7 @@ class Components:
         )  # fmt: skip
         if self.sasrec is not None:
             self.sasrec.save(folder / "sasrec.pt", ["<pad>", *self.item_ids])
-        meta = dict(self.meta) | {"weights": self.weights, "item_ids": self.item_ids}
+        meta = dict(self.meta) | {"weights": self.weights, "item_ids": self.item_ids, "profiles": self.profiles}
         (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
 
     @classmethod
@@ -126,7 +145,8 @@ class Components:
             sasrec = load(folder / "sasrec.pt").model if (folder / "sasrec.pt").exists() else None
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
             raise ValueError(f"{folder}: not a trained ReDial model folder ({exc})") from None
-        return cls(item_ids, blob["pop"], cooc, ext, sasrec, dict(meta.pop("weights")), meta)
+        profiles = {k: [(str(d), list(v)) for d, v in h] for k, h in (meta.pop("profiles", None) or {}).items()}
+        return cls(item_ids, blob["pop"], cooc, ext, sasrec, dict(meta.pop("weights")), meta, profiles)
 
 
 def train_components(
@@ -135,9 +155,11 @@ def train_components(
     external_sequences: Sequence[Sequence[str]] = (),
     config: SeqTrainConfig | None = None,
     progress: bool = True,
+    seeker_history: dict[str, list[tuple[str, list[str]]]] | None = None,
 ) -> Components:
     """Count popularity and co-occurrence on the dialogues' mention sequences; train SASRec on
-    them and on the external sequences (ids outside ``item_ids`` are skipped)."""
+    them; item-item cosine over the external sequences; keep the seekers' liked movies per training
+    dialogue (``crs.eval.redial_data.seeker_history``) for profiles. Ids outside ``item_ids`` are skipped."""
     from scipy.sparse import coo_matrix, csr_matrix, diags
 
     index = {i: k for k, i in enumerate(item_ids)}
@@ -169,7 +191,11 @@ def train_components(
         ext.eliminate_zeros()
     sasrec = train_sasrec(n, [s for s in seqs if len(s) >= 2], config or SeqTrainConfig(), progress)
     meta = {"dialogues": len(dialogue_sequences), "external_users": len(users), "sasrec_sequences": len(seqs)}
-    return Components(list(item_ids), pop, cooc, ext, sasrec, meta=meta)
+    profiles = {
+        seeker: [(d, [index[i] for i in liked if i in index]) for d, liked in history]
+        for seeker, history in (seeker_history or {}).items()
+    }
+    return Components(list(item_ids), pop, cooc, ext, sasrec, meta=meta, profiles=profiles)
 
 
 def train_sasrec(num_items: int, seqs: list[list[int]], cfg: SeqTrainConfig, progress: bool = True) -> Any:
