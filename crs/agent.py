@@ -79,6 +79,21 @@ def index_catalog(
     return subset, report
 
 
+def load_scorer(cfg: Config, catalog: Catalog) -> SeqScorer | None:
+    """The ``[scorer]`` checkpoint over ``catalog``; None when there is none. A chosen checkpoint that
+    cannot be used is a ConfigError; the shipped default is skipped with a warning (a catalog with none
+    of its ReDial films, say)."""
+    if not cfg.scorer.checkpoint:
+        return None
+    try:
+        return SeqScorer.load(cfg.scorer.checkpoint, catalog, cfg.scorer.model_dir or None)
+    except ScorerError as exc:
+        if Path(cfg.scorer.checkpoint) != DEFAULT_SCORER:
+            raise ConfigError(f"[scorer] checkpoint: {exc}") from exc
+        log.warning("the shipped sequential scorer is not used (%s): ranking by retrieval + popularity", exc)
+        return None
+
+
 class Agent:
     """Shared, read-only resources for all sessions; per-user state lives in ``Session``."""
 
@@ -115,14 +130,7 @@ class Agent:
         catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
         store = ItemStore.from_config(cfg)
         index_catalog(cfg, catalog, store, progress=progress)
-        scorer = None
-        if cfg.scorer.checkpoint:
-            try:
-                scorer = SeqScorer.load(cfg.scorer.checkpoint, catalog, cfg.scorer.model_dir or None)
-            except ScorerError as exc:
-                if Path(cfg.scorer.checkpoint) != DEFAULT_SCORER:
-                    raise ConfigError(f"[scorer] checkpoint: {exc}") from exc
-                log.warning("the shipped sequential scorer is not used (%s): ranking by retrieval + popularity", exc)
+        scorer = load_scorer(cfg, catalog)
         profile_store = ProfileStore.from_config(cfg) if profiles else None
         return cls(cfg, catalog, store, llm or load_chat_model(cfg), scorer=scorer, profiles=profile_store)
 

@@ -172,3 +172,32 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "needs item titles" in capsys.readouterr().err
     assert main(["eval", "seqrec", "--checkpoint", str(tmp_path / "nope"), "--data", str(data)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+# --- the shipped scorer (knowledge/scorer/redial-sasrec.pt, trained on ReDial by scripts/train_demo_scorer.py) ---
+def test_the_shipped_redial_scorer_is_the_default_and_knows_the_demo_catalog() -> None:
+    from crs.catalog import load_catalog
+    from crs.config import DEFAULT_SCORER, Config
+
+    assert Path(Config().scorer.checkpoint) == DEFAULT_SCORER and DEFAULT_SCORER.is_file()
+    scorer = SeqScorer.load(DEFAULT_SCORER, load_catalog(Config().catalog.path))
+    assert scorer.match.rate > 0.6, scorer.match  # ReDial titles found in the demo catalog by title and year
+    candidates = ["guardians-of-the-galaxy-2014", "the-notebook-2004", "titanic-1997", "mean-girls-2004"]
+    after_heroes = scorer.scores(["the-avengers-2012", "iron-man-2008"], candidates)
+    after_romance = scorer.scores(["the-notebook-2004"], candidates)
+    assert max(after_heroes, key=after_heroes.__getitem__) == "guardians-of-the-galaxy-2014"
+    assert after_romance["titanic-1997"] > after_romance["guardians-of-the-galaxy-2014"]
+
+
+def test_a_shipped_scorer_that_fits_no_item_is_skipped_but_a_chosen_bad_one_is_an_error(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from crs.agent import load_scorer
+    from crs.config import ConfigError
+
+    cfg = test_config(tmp_path)
+    small = Catalog([Item(id="x-2000", title="Nothing In ReDial Like This", year=2000, genres=("Drama",))])
+    assert load_scorer(cfg, small) is None  # the default, matching none of these items: a warning
+    assert load_scorer(replace(cfg, scorer=replace(cfg.scorer, checkpoint="")), small) is None
+    with pytest.raises(ConfigError, match="scorer"):
+        load_scorer(replace(cfg, scorer=replace(cfg.scorer, checkpoint=str(tmp_path / "nope.pt"))), small)

@@ -43,6 +43,10 @@ class TrainConfig:
     device: str = "cpu"  # the model is moved here for training and stays there
     grad_clip: float | None = 5.0
     bucket: bool = True  # batch users of similar length together and trim padding (much faster on CPU)
+    # Scale each batch's loss by its number of target positions over the mean per batch, so every
+    # position weighs the same in expectation as with plain shuffled batches (length buckets otherwise
+    # give a batch of 2-item users as much weight as a batch of 50-item users).
+    position_weighted: bool = False
     progress: bool = True
     checkpoint: Path | None = None  # best model written here (with the item id map)
 
@@ -122,6 +126,7 @@ def train(model: SeqRecModel, dataset: SeqDataset, config: TrainConfig | None = 
     if len(users) == 0:
         raise ValueError(f"dataset {dataset.name!r} has no user with two training items")
     sampler, eval_users, valid_negs = training_setup(dataset, users, cfg.eval_users, cfg.seed)
+    mean_positions = float((lengths - 1).clip(min=0).sum()) / max(-(-len(users) // cfg.batch_size), 1)
     log.info("training %s on %d users (%s)", type(model).__name__, len(users), dataset.stats())
 
     opt = torch.optim.Adam(
@@ -145,6 +150,8 @@ def train(model: SeqRecModel, dataset: SeqDataset, config: TrainConfig | None = 
             neg = sampler.sample(rng, rows, win.shape[1] - 1) * (win[:, 1:] != 0)  # (B, l)
             neg = torch.from_numpy(neg).to(cfg.device)
             loss = model(seq, pos, neg)
+            if cfg.position_weighted:
+                loss = loss * (float((win[:, 1:] != 0).sum()) / mean_positions)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
