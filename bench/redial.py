@@ -106,8 +106,9 @@ def section(report: dict, k: int, args: argparse.Namespace) -> str:
             f"Cross-fitting, as the data's SOURCE.md allows (dialogue-level folds over the 1,813 partial-train "
             f"dialogues): the evaluated file's dialogues are cut into {k} folds by a hash of their id; each fold is "
             f"ranked by components trained on every partial-train dialogue except that fold's ({per_fold} "
-            "dialogues), so no dialogue is ever ranked by a model that saw it. The blending weights are the strict "
-            "run's (chosen on the non-evaluated dialogues only)"
+            "dialogues), so no dialogue is ever ranked by a model that saw it. Each fold's blending weights are "
+            "chosen the same way, nested: on turns of 3 folds of the non-evaluated dialogues, each scored by "
+            "components trained on every dialogue but the evaluated fold's and that tuning fold's"
         )
     notes = [
         f"Split: `{Path(args.turns).name}`{' (first ' + str(args.limit) + ' turns)' if args.limit else ''}: "

@@ -127,7 +127,7 @@ def test_cross_fit_never_ranks_a_dialogue_with_a_model_trained_on_it(slice_dir: 
     turns = [json.loads(line) for line in (slice_dir / "turns.jsonl").read_text().splitlines()]
     file_ids = {t["dialog_id"] for t in turns}
     train_ids = {json.loads(line)["conversationId"] for line in (slice_dir / "train.jsonl").read_text().splitlines()}
-    folds = [model_dir / f"crossfit-3-{k}" for k in range(3)]
+    folds = [model_dir / f"crossfit-nested-3-{k}" for k in range(3)]
     trained = [set(json.loads((f / "meta.json").read_text())["train_dialogue_ids"]) for f in folds]
     left_out = [train_ids - t for t in trained]
     # the folds partition the evaluated dialogues that training could have seen, and only those are left out

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 KS = (1, 10, 50)
 QUERY_SEEKER_UTTERANCES = 2  # the seeker's latest utterances make the retrieval query
 QUERY_BATCH = 256  # turns whose queries are embedded together
+CROSS_FIT_TUNING_FOLDS = 3  # per cross-fitted fold: folds of the non-evaluated dialogues that choose its weights
 FULL_ROW = "+ profile (the seeker's liked movies in their earlier training dialogues)"  # the whole pipeline
 
 
@@ -384,10 +385,13 @@ def train_fold(run: RedialRun, pipeline: Pipeline, left_out: set[str], weights: 
     return components
 
 
-def train_for(run: RedialRun, pipeline: Pipeline, left_out: set[str]) -> Components:
+def train_for(
+    run: RedialRun, pipeline: Pipeline, left_out: set[str], never_held_out: set[str] | None = None, folds: int = 0
+) -> Components:
     """Train on the training dialogues not in ``left_out``. The blending weights are chosen on
-    held-out training turns: dialogue-level folds, each fold's turns scored by components trained
-    on the other folds; then everything is trained again on all of them."""
+    held-out training turns: ``folds`` (default ``run.folds``) dialogue-level folds of the dialogues
+    not in ``never_held_out``, each fold's turns scored by components trained on every other
+    dialogue; then everything is trained again on all of them."""
     import time
 
     from crs.eval.redial_data import movielens_sequences, raw_turns, seeker_history
@@ -400,22 +404,25 @@ def train_for(run: RedialRun, pipeline: Pipeline, left_out: set[str]) -> Compone
     ids = [it.id for it in catalog]
     cfg = SeqTrainConfig(epochs=run.seq_epochs)
 
+    folds = folds or run.folds
+
     def fold(d: dict) -> int:
-        return _dialogue_fold(str(d["conversationId"]), run.folds)
+        i = str(d["conversationId"])
+        return -1 if never_held_out and i in never_held_out else _dialogue_fold(i, folds)
 
     feats: list[TurnFeatures] = []
-    for k in range(run.folds):
+    for k in range(folds):
         fit = [d for d in dialogues if fold(d) != k]
         dev_turns = raw_turns([d for d in dialogues if fold(d) == k], catalog)
         log.info("tuning fold %d: %d training dialogues, %d held-out turns", k, len(fit), len(dev_turns))
         pipeline.components = train_components(
             ids, _sequences(fit, catalog), external, cfg, run.progress, seeker_history(fit, catalog)
         )
-        feats += pipeline.iter_features(dev_turns, run.progress, f"held-out turns, fold {k + 1}/{run.folds}")
+        feats += pipeline.iter_features(dev_turns, run.progress, f"held-out turns, fold {k + 1}/{folds}")
     weights = tune_weights(feats, DEFAULT_WEIGHTS)
     components = train_fold(run, pipeline, left_out, weights)
     components.meta |= {
-        "tuning": {"folds": run.folds, "held_out_turns": len(feats)},
+        "tuning": {"folds": folds, "held_out_turns": len(feats)},
         "train_seconds": round(time.perf_counter() - started, 1),
     }
     return components
@@ -499,23 +506,26 @@ def run_redial(run: RedialRun) -> dict[str, object]:
         for k in range(run.cross_fit):
             fold_ids = {i for i in evaluated if _dialogue_fold(i, run.cross_fit) == k}
             fold_turns = [t for t in turns if t.dialog_id in fold_ids]
-            folder = model_dir / f"crossfit-{run.cross_fit}-{k}"
+            folder = model_dir / f"crossfit-nested-{run.cross_fit}-{k}"
             log.info("cross-fit fold %d: %d dialogues left out, %d turns", k, len(fold_ids), len(fold_turns))
+            # nested: this fold's weights are tuned on turns of non-evaluated dialogues, each scored by
+            # components trained on every dialogue but this fold's and that tuning fold's
             fitted = _load_or_train(
-                folder, catalog, fold_ids, lambda ids=fold_ids: train_fold(run, pipeline, ids, weights)
-            )
-            fitted.weights = weights
+                folder, catalog, fold_ids,
+                lambda ids=fold_ids: train_for(run, pipeline, ids, never_held_out=evaluated, folds=CROSS_FIT_TUNING_FOLDS),
+            )  # fmt: skip
             by_fold.append((fitted, fold_turns))
     trained = time.perf_counter() - started
-    no_profile = weights | {"profile": 0.0}
-    ablation = {
-        "retrieval only": ({"retrieval": 1.0}, False),
-        "+ sequential scorer (SASRec, co-occurrence, MovieLens item-item, popularity, genres)": (no_profile, False),
-        "+ belief-state dispreference filtering": (no_profile, True),
-        FULL_ROW: (weights, True),
-        "(alone) popularity in training dialogues": ({"popularity": 1.0}, False),
-        "(alone) SASRec": ({"sequential": 1.0}, False),
-    }
+    ablation: dict[str, tuple[Callable[[Weights], Weights], bool]] = {  # name -> (weights from tuned, filtering)
+        "retrieval only": (lambda w: {"retrieval": 1.0}, False),
+        "+ sequential scorer (SASRec, co-occurrence, MovieLens item-item, popularity, genres)": (
+            lambda w: w | {"profile": 0.0}, False,
+        ),
+        "+ belief-state dispreference filtering": (lambda w: w | {"profile": 0.0}, True),
+        FULL_ROW: (lambda w: w, True),
+        "(alone) popularity in training dialogues": (lambda w: {"popularity": 1.0}, False),
+        "(alone) SASRec": (lambda w: {"sequential": 1.0}, False),
+    }  # fmt: skip
     recalls = {name: Recall() for name in ablation}
     given = linked = 0
     for k, (fitted, fold_turns) in enumerate(by_fold):
@@ -523,14 +533,14 @@ def run_redial(run: RedialRun) -> dict[str, object]:
         desc = "ReDial turns" if len(by_fold) == 1 else f"ReDial turns, fold {k + 1}/{len(by_fold)}"
         for f in pipeline.iter_features(fold_turns, run.progress, desc):
             given, linked = given + f.given_ids, linked + f.linked_ids
-            for name, (w, filtering) in ablation.items():
-                recalls[name].add(f, w, filtering)
+            for name, (make, filtering) in ablation.items():
+                recalls[name].add(f, make(fitted.weights), filtering)
     rows = {name: rec.as_dict() for name, rec in recalls.items()}
     report: dict[str, object] = dict(rows[FULL_ROW])
     meta = components.meta
     report |= {
         "ablation": rows,
-        "weights": weights,
+        "weights": weights if len(by_fold) == 1 else [c.weights for c, _ in by_fold],
         "file": str(run.turns),
         "catalog_items": len(catalog),
         "dialogues_evaluated": len({t.dialog_id for t in turns}),
