@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 eval_users=args.eval_users,
                 max_seconds=args.max_minutes * 60 if args.max_minutes else None,
                 num_threads=args.threads,
+                grad_clip=args.grad_clip or None,
+                bucket=not args.no_bucket,
+                position_weighted=not args.unweighted,
                 progress=not args.no_progress,
                 checkpoint=Path(args.checkpoint_dir) / f"{ds_name}-{label}.pt" if args.checkpoint_dir else None,
             )
@@ -100,7 +103,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "epoch_seconds": round(res.mean_epoch_seconds, 2),
                     "valid_ndcg@10": round(res.best_valid_ndcg, 4),
                     "users": ev.users,
-                    "settings": {**settings, "loss": model.config.loss},
+                    "settings": {
+                        **settings,
+                        "loss": model.config.loss,
+                        "bucket": cfg.bucket,
+                        "grad_clip": cfg.grad_clip,
+                    },
                     "threads": args.threads,
                 }
                 rows.append(row)
@@ -162,6 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-users", type=int, default=None, help="validate on a seeded subset (SASRec code: 10000)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core CPU)")
+    p.add_argument(
+        "--no-bucket", action="store_true", help="plain shuffled batches (the SASRec code's), not length buckets"
+    )
+    p.add_argument("--unweighted", action="store_true", help="every length bucket weighs the same (the old default)")
+    p.add_argument("--grad-clip", type=float, default=5.0, help="gradient norm clip (0: none, as the SASRec code)")
     p.add_argument("--checkpoint-dir", default=None)
     p.add_argument("--out", type=Path, default=RESULTS / "seqrec")
     p.add_argument("--no-progress", action="store_true")
