@@ -3,7 +3,8 @@
 MovieLens ml-latest-small, leave-one-out, selected on validation NDCG@10 (sampled), tested under
 both protocols (``sampled100`` and ``full``).
 
-    .venv/bin/python bench/seqrec.py --dataset games --models sasrec --max-minutes 28
+    .venv/bin/python bench/seqrec.py --dataset games --models sasrec --epochs 400 --patience 8 --max-minutes 28
+        # the reported run (HR@10 0.7424 / NDCG@10 0.5385, best epoch 270, 25.7 min, --threads 1)
     .venv/bin/python bench/seqrec.py --dataset ml-latest-small --models sasrec,gru4rec,lstm
 
 A model spec ``name[:loss]`` picks a loss (``sasrec:sce``); rows are merged into
