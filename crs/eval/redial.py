@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -351,42 +352,48 @@ def _dialogue_fold(dialogue_id: str, folds: int) -> int:
     return int(hashlib.sha1(str(dialogue_id).encode()).hexdigest(), 16) % folds
 
 
-def _training_dialogues(run: RedialRun, left_out: set[str]) -> list[dict]:
-    from crs.eval.redial_data import load_dialogues
+@dataclass
+class TrainingData:
+    """What training reads, read once per run: the training dialogues and the external interactions."""
 
-    dialogues = [d for d in load_dialogues(run.train_files) if str(d["conversationId"]) not in left_out]
-    if not dialogues:
-        raise ValueError("no training dialogue is left once the evaluated dialogues are left out")
-    return dialogues
+    run: RedialRun
+    catalog: Catalog
 
+    @cached_property
+    def dialogues(self) -> list[dict]:
+        from crs.eval.redial_data import load_dialogues
 
-def train_fold(run: RedialRun, pipeline: Pipeline, left_out: set[str], weights: Weights) -> Components:
-    """Components (no weight search) trained on the training dialogues not in ``left_out``."""
-    import time
+        return load_dialogues(self.run.train_files)
 
-    from crs.eval.redial_data import movielens_sequences, seeker_history
-    from crs.eval.redial_model import SeqTrainConfig, train_components
+    @cached_property
+    def external(self) -> list[list[str]]:
+        from crs.eval.redial_data import movielens_sequences
 
-    started = time.perf_counter()
-    catalog = pipeline.catalog
-    dialogues = _training_dialogues(run, left_out)
-    external = movielens_sequences(run.movielens, catalog) if run.movielens else []
-    components = train_components(
-        [it.id for it in catalog], _sequences(dialogues, catalog), external, SeqTrainConfig(epochs=run.seq_epochs),
-        run.progress, seeker_history(dialogues, catalog),
-    )  # fmt: skip
-    components.weights = dict(weights)
-    components.meta |= {
-        "train_dialogue_ids": sorted(str(d["conversationId"]) for d in dialogues),
-        "movielens_users": len(external),
-        "left_out_dialogues": len(left_out),
-        "train_seconds": round(time.perf_counter() - started, 1),
-    }
-    return components
+        return movielens_sequences(self.run.movielens, self.catalog) if self.run.movielens else []
+
+    def without(self, left_out: set[str]) -> list[dict]:
+        dialogues = [d for d in self.dialogues if str(d["conversationId"]) not in left_out]
+        if not dialogues:
+            raise ValueError("no training dialogue is left once the evaluated dialogues are left out")
+        return dialogues
+
+    def fit(self, dialogues: Sequence[dict]) -> Components:
+        """Components (popularity, co-occurrence, SASRec, item-item, seeker profiles) on ``dialogues``."""
+        from crs.eval.redial_data import seeker_history
+        from crs.eval.redial_model import SeqTrainConfig, train_components
+
+        return train_components(
+            [it.id for it in self.catalog], _sequences(dialogues, self.catalog), self.external,
+            SeqTrainConfig(epochs=self.run.seq_epochs), self.run.progress, seeker_history(dialogues, self.catalog),
+        )  # fmt: skip
 
 
 def train_for(
-    run: RedialRun, pipeline: Pipeline, left_out: set[str], never_held_out: set[str] | None = None, folds: int = 0
+    data: TrainingData,
+    pipeline: Pipeline,
+    left_out: set[str],
+    never_held_out: set[str] | None = None,
+    folds: int = 0,
 ) -> Components:
     """Train on the training dialogues not in ``left_out``. The blending weights are chosen on
     held-out training turns: ``folds`` (default ``run.folds``) dialogue-level folds of the dialogues
@@ -394,16 +401,11 @@ def train_for(
     dialogue; then everything is trained again on all of them."""
     import time
 
-    from crs.eval.redial_data import movielens_sequences, raw_turns, seeker_history
-    from crs.eval.redial_model import SeqTrainConfig, train_components
+    from crs.eval.redial_data import raw_turns
 
     started = time.perf_counter()
-    catalog = pipeline.catalog
-    dialogues = _training_dialogues(run, left_out)
-    external = movielens_sequences(run.movielens, catalog) if run.movielens else []
-    ids = [it.id for it in catalog]
-    cfg = SeqTrainConfig(epochs=run.seq_epochs)
-
+    run, catalog = data.run, data.catalog
+    dialogues = data.without(left_out)
     folds = folds or run.folds
 
     def fold(d: dict) -> int:
@@ -415,14 +417,15 @@ def train_for(
         fit = [d for d in dialogues if fold(d) != k]
         dev_turns = raw_turns([d for d in dialogues if fold(d) == k], catalog)
         log.info("tuning fold %d: %d training dialogues, %d held-out turns", k, len(fit), len(dev_turns))
-        pipeline.components = train_components(
-            ids, _sequences(fit, catalog), external, cfg, run.progress, seeker_history(fit, catalog)
-        )
+        pipeline.components = data.fit(fit)
         feats += pipeline.iter_features(dev_turns, run.progress, f"held-out turns, fold {k + 1}/{folds}")
-    weights = tune_weights(feats, DEFAULT_WEIGHTS)
-    components = train_fold(run, pipeline, left_out, weights)
+    components = data.fit(dialogues)
+    components.weights = tune_weights(feats, DEFAULT_WEIGHTS)
     components.meta |= {
+        "train_dialogue_ids": sorted(str(d["conversationId"]) for d in dialogues),
         "tuning": {"folds": folds, "held_out_turns": len(feats)},
+        "movielens_users": len(data.external),
+        "left_out_dialogues": len(left_out),
         "train_seconds": round(time.perf_counter() - started, 1),
     }
     return components
@@ -495,9 +498,10 @@ def run_redial(run: RedialRun) -> dict[str, object]:
     model_dir = run.model_dir or cache / "redial" / f"model-{key}"
     placeholder = Components([it.id for it in catalog], np.zeros(len(catalog)), None)  # until trained or loaded
     pipeline = build_pipeline(catalog, placeholder, cache / "redial" / "index", run.progress)
-    known = load_dialogues([*run.train_files, *([run.turns] if detect_format(run.turns) == "raw" else [])])
+    data = TrainingData(run, catalog)
+    known = data.dialogues + (load_dialogues([run.turns]) if detect_format(run.turns) == "raw" else [])
     pipeline.seekers = {str(d["conversationId"]): str(d.get("initiatorWorkerId") or "") for d in known}
-    components = _load_or_train(model_dir, catalog, evaluated, lambda: train_for(run, pipeline, evaluated))
+    components = _load_or_train(model_dir, catalog, evaluated, lambda: train_for(data, pipeline, evaluated))
     weights = components.weights
     # the components that rank each turn: one set, or with cross-fitting one per fold of dialogues
     by_fold: list[tuple[Components, list[RecTurn]]] = [(components, turns)]
@@ -512,7 +516,7 @@ def run_redial(run: RedialRun) -> dict[str, object]:
             # components trained on every dialogue but this fold's and that tuning fold's
             fitted = _load_or_train(
                 folder, catalog, fold_ids,
-                lambda ids=fold_ids: train_for(run, pipeline, ids, never_held_out=evaluated, folds=CROSS_FIT_TUNING_FOLDS),
+                lambda ids=fold_ids: train_for(data, pipeline, ids, never_held_out=evaluated, folds=CROSS_FIT_TUNING_FOLDS),
             )  # fmt: skip
             by_fold.append((fitted, fold_turns))
     trained = time.perf_counter() - started
