@@ -19,7 +19,6 @@ Prints a table and writes bench/results/belief_extraction.md and .json.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -32,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.catalog import load_catalog, load_redial_movies, split_title_year  # noqa: E402
+from crs.eval.redial_data import load_dialogues  # noqa: E402  (the validated ReDial reader, deduplicated)
 from crs.nlu import Linker, understand  # noqa: E402
 from crs.state import BeliefState, apply  # noqa: E402
 
@@ -47,19 +47,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 _PLACEHOLDER = re.compile(r"@(\d+)")
 GOLD = {1: 1, 0: -1}  # questionnaire 'liked' -> polarity; 2 (did not say) is not scored
-
-
-def load_dialogues(paths: Iterable[str | Path]) -> list[dict]:
-    """ReDial jsonl(.gz) dialogues, the first copy of each conversationId."""
-    out: dict[str, dict] = {}
-    for path in paths:
-        opener = gzip.open if str(path).endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    d = json.loads(line)
-                    out.setdefault(str(d["conversationId"]), d)
-    return list(out.values())
 
 
 def _name(dialogue: dict, movie_id: str) -> str:
