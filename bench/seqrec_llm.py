@@ -270,16 +270,12 @@ def main(argv: list[str] | None = None) -> None:
     titles, texts = load_item_titles(args.data / "movies.csv", ds.item_ids)
     print(ds.stats(), f"LLM {args.model_dir} on {args.device}, scale {args.scale}", flush=True)
     start = time.perf_counter()
-    rows: list[dict[str, Any]] = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for part in args.parts.split(","):
-            torch.manual_seed(seed)
-            rows += (
-                run_p2rec(ds, texts, seed, scale, args) if part == "p2rec" else run_duip(ds, titles, seed, scale, args)
-            )
-            text = write(rows, args.out, args.table)  # after every part, so a long run leaves partial results
+            torch.manual_seed(seed)  # each model's rows are written as it is evaluated (_eval_rows)
+            run_p2rec(ds, texts, seed, scale, args) if part == "p2rec" else run_duip(ds, titles, seed, scale, args)
     print()
-    print(text)
+    print(args.table.read_text())
     print(f"\ntotal {time.perf_counter() - start:.0f}s")
 
 
