@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +55,22 @@ def test_config(tmp_path: Path, **sections: dict[str, object]) -> Config:
 
 
 test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def train_steps(model: Any, inp: Any, pos: Any, neg: Any, steps: int, lr: float = 0.01) -> list[float]:
+    """``steps`` Adam steps of a crs.seqrec model's loss on one batch (trainable parameters only);
+    the loss before each step."""
+    import torch
+
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = model(inp, pos, neg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
 
 
 @pytest.fixture(scope="session")

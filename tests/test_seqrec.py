@@ -24,6 +24,7 @@ from crs.seqrec.data import (
 )
 from crs.seqrec.metrics import evaluate, hit_ndcg, rank_of_target, sample_eval_negatives
 from crs.seqrec.train import TrainConfig, build_model, load, train
+from tests.conftest import train_steps
 
 NUM_ITEMS = 30
 MODELS = {
@@ -201,14 +202,7 @@ def test_model_loss_falls_and_shapes(name: str) -> None:
     seq = torch.from_numpy(pad_left([ds.train(u) for u in range(1, 33)], 11))  # (32, 11)
     inp, pos = seq[:, :-1], seq[:, 1:]
     neg = torch.randint(1, NUM_ITEMS + 1, pos.shape) * (pos != 0)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    losses = []
-    for _ in range(30):
-        loss = model(inp, pos, neg)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_steps(model, inp, pos, neg, 30)
     assert losses[-1] < 0.7 * losses[0]
     model.eval()
     cand = torch.randint(1, NUM_ITEMS + 1, (32, 7))

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from crs.seqrec.data import PAD, SeqDataset, pad_left
+from tests.conftest import train_steps
 
 NUM_ITEMS = 30
 GENRES = ["Comedy", "Horror", "Drama"]
@@ -114,14 +115,7 @@ def test_duip_loss_falls(loss: str) -> None:
     model = _duip(loss=loss)
     inp, pos = _batch(synthetic())
     neg = torch.randint(1, NUM_ITEMS + 1, (1, 64))
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
-    losses = []
-    for _ in range(25):
-        out = model(inp, pos, neg)
-        opt.zero_grad()
-        out.backward()
-        opt.step()
-        losses.append(out.item())
+    losses = train_steps(model, inp, pos, neg, 25)
     assert losses[-1] < 0.6 * losses[0]
 
 
@@ -243,14 +237,7 @@ def test_knowledge_embedding_trains_with_a_backbone_and_round_trips(tmp_path: Pa
     assert model.item_emb.weight.shape == (NUM_ITEMS + 1, 16) and model.item_emb.weight[0].abs().sum() == 0
     inp, pos = _batch(synthetic(), 32, 8)
     neg = torch.randint(1, NUM_ITEMS + 1, pos.shape) * (pos != 0)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    losses = []
-    for _ in range(30):
-        out = model(inp, pos, neg)
-        opt.zero_grad()
-        out.backward()
-        opt.step()
-        losses.append(out.item())
+    losses = train_steps(model, inp, pos, neg, 30)
     assert losses[-1] < 0.7 * losses[0]
     assert model.item_emb.proj.weight.grad is not None and "knowledge" not in dict(model.named_parameters())
     path = tmp_path / "p2rec.pt"
