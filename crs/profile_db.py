@@ -29,6 +29,13 @@ MAX_USER_CHARS = 64
 DEFAULT_MAX_CHARS = 4000
 
 
+# a user's profile versions, newest first: (text, version, created_at, source), the Profile fields after user
+_VERSIONS = (
+    "SELECT p.text, p.version, p.created_at, p.source FROM profiles p JOIN users u ON u.id = p.user_id "
+    "WHERE u.name = ? ORDER BY p.version DESC"
+)
+
+
 class UnknownUserError(ProfileError):
     """A user the database has no record of."""
 
@@ -180,22 +187,14 @@ class ProfileStore:
         """The latest profile version, or None when the user has none."""
         user = check_user(user)
         with self._lock:
-            row = self._db.execute(
-                "SELECT p.text, p.version, p.created_at, p.source FROM profiles p JOIN users u ON u.id = p.user_id "
-                "WHERE u.name = ? ORDER BY p.version DESC LIMIT 1",
-                (user,),
-            ).fetchone()
-        return Profile(user, row[0], row[1], row[2], row[3]) if row else None
+            row = self._db.execute(_VERSIONS + " LIMIT 1", (user,)).fetchone()
+        return Profile(user, *row) if row else None
 
     def history(self, user: str) -> list[Profile]:
         """Every version, newest first."""
         user = check_user(user)
         with self._lock:
-            rows = self._db.execute(
-                "SELECT p.text, p.version, p.created_at, p.source FROM profiles p JOIN users u ON u.id = p.user_id "
-                "WHERE u.name = ? ORDER BY p.version DESC",
-                (user,),
-            ).fetchall()
+            rows = self._db.execute(_VERSIONS, (user,)).fetchall()
         return [Profile(user, *row) for row in rows]
 
     def check_text(self, text: object, allow_empty: bool = False) -> str:
