@@ -28,7 +28,14 @@ CATEGORIES = (
     "already_seen",
     "elicitation",
 )
-TOP_LEVEL = {"expectations_total", "expectations_passed", "pass_rate", "violations", "invented_titles"}
+TOP_LEVEL = {
+    "expectations_total",
+    "expectations_passed",
+    "pass_rate",
+    "violations",
+    "said_violations",
+    "invented_titles",
+}
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -62,6 +69,7 @@ def test_unknown_expect_key_names_the_file_and_turn(tmp_path: Path) -> None:
         ("turns:\n  - user: hi\n    expect: {act: shout}\n", r"turn 1: expect\.act: expected one of"),
         ("turns:\n  - user: hi\n    expect: {no_repeats: false}\n", r"expected true"),
         ("turns:\n  - user: hi\n    expect: {never_items: [1995]}\n", r"expected a list of strings"),
+        ("turns:\n  - user: hi\n    expect: {answer_about: [Heat (1995)]}\n", r"expected an item's label"),
         ("turns:\n  - user: hi\n    said: hello\n", r"turn 1: unknown key"),
         ("name: x\nturn:\n  - user: hi\n", r"unknown key\(s\) turn"),
         ("turns: [\n", r"not valid YAML"),
@@ -97,12 +105,16 @@ def test_shipped_dialogues_load_and_name_real_items(catalog: Catalog) -> None:
     assert len(dialogues) >= 40
     counts = Counter(d.category for d in dialogues)
     assert {c: counts[c] for c in CATEGORIES if counts[c] < 4} == {}
-    # Labels must be spelled as the catalog spells them, and be in the default index subset,
-    # since recommendations come only from there.
-    subset = catalog.filter(1970, 380).by_label()
-    missing = {(d.name, label) for d in dialogues for label in d.labels() if label not in subset}
+    # Labels must be spelled as the catalog spells them. Items a dialogue wants recommended
+    # must be in the default index subset, since recommendations come only from there; the
+    # ones it only reads the belief about (a phrase that is also a title: "anything else")
+    # may be any catalog item.
+    known, subset = catalog.by_label(), catalog.filter(1970, 380).by_label()
+    missing = {(d.name, label) for d in dialogues for label in d.labels() if label not in known}
     assert missing == set()
-    asks = [d for d in dialogues if d.category == "elicitation"]
+    wanted = {(d.name, x) for d in dialogues for t in d.turns for x in t.expect.get("must_items_any", [])}
+    assert {(name, x) for name, x in wanted if x not in subset and "{" not in x} == set()
+    asks = [d for d in dialogues if d.category in ("elicitation", "opener")]
     assert all(d.turns[0].expect.get("act") == "ask" for d in asks)
 
 
@@ -159,7 +171,7 @@ def test_runner_over_a_real_agent(store, catalog: Catalog, tmp_path: Path) -> No
 
     assert (report.expectations_total, report.expectations_passed) == (12, 11)
     assert report.pass_rate == round(11 / 12, 4)
-    assert report.violations == 0 and report.invented_titles == 0
+    assert report.violations == 0 and report.said_violations == 0 and report.invented_titles == 0
     assert report.by_category == {
         "elicitation": {"total": 6, "passed": 5, "pass_rate": round(5 / 6, 4)},
         "negation": {"total": 6, "passed": 6, "pass_rate": 1.0},
@@ -175,6 +187,7 @@ def test_runner_over_a_real_agent(store, catalog: Catalog, tmp_path: Path) -> No
         "expectations_passed": 11,
         "pass_rate": round(11 / 12, 4),
         "violations": 0,
+        "said_violations": 0,
         "invented_titles": 0,
     }
     turn = data["dialogues"][0]["turns"][1]  # ask-then-alien, turn 2 (files load sorted)
@@ -243,10 +256,119 @@ def test_runner_counts_violations_invented_titles_and_failures(catalog: Catalog,
         "why that one?",
     ]  # turn 2 showed one item
     assert report.violations == 1 and report.invented_titles == 1  # Alien has Horror; the nebula is made up
+    assert report.said_violations == 1  # the script's never_attributes says the same here
     turns = report.dialogues[0].turns
     assert turns[0].violations == ["Alien (1979): rejected genre Horror"]
+    assert turns[0].said_violations == ["Alien (1979): said no Horror"]
     assert [(e.key, e.passed) for e in turns[0].expectations] == [("never_attributes", False), ("min_items", True)]
     assert "Alien (1979) has Horror" in turns[0].expectations[0].reason
     assert all(e.passed for e in turns[1].expectations)  # 1999 is after 1995, the newest shown before
     assert turns[2].error == "RuntimeError: model exploded" and not turns[2].expectations[0].passed
     assert (report.expectations_total, report.expectations_passed) == (7, 5)
+
+
+REFERENCES = """
+name: references
+category: reference
+turns:
+  - user: "some sci fi pls"
+    expect: {min_items: 5}
+  - user: "whats the 4th one about"
+    expect: {answer_about: "{prev_fourth}", reply_contains_any: ["{prev_fourth}"], never_items: ["{prev_fifth}"]}
+  - user: "who's in {prev_last}?"
+    expect: {answer_about: "{prev_last}", reply_contains_any: ["{prev_fifth}"]}
+  - user: "and {prev_fifth}?"
+    expect: {answer_about: "{prev_second}"}
+  - user: "more"
+    expect: {answer_about: "{prev_first}"}
+  - user: "about the fifth one"
+    expect: {answer_about: "{prev_fifth}", liked_items: ["{prev_fifth}"]}
+"""
+
+
+def test_later_placeholders_and_answer_about(catalog: Catalog, tmp_path: Path) -> None:
+    five = [catalog[i] for i in ("alien-1979", "seven-1995", "the-matrix-1999", "heat-1995", "jaws-1975")]
+    heat, jaws = five[3], five[4]
+    empty = BeliefState()
+    agent = FakeAgent(
+        catalog,
+        [
+            FinalEvent("ok", tuple(five), empty, "recommend"),
+            FinalEvent("HEAT is a crime film: a thief and a detective.", (), empty, "answer"),
+            FinalEvent("Jaws stars Roy Scheider.", (), empty, "answer"),
+            FinalEvent("Jaws again, not the second one.", (), empty, "answer"),
+            FinalEvent("Jaws, Heat and more.", (five[0], five[1]), empty, "recommend"),  # names them, but recommends
+            FinalEvent("It is about a shark.", (), empty, "explain"),
+        ],
+    )
+    path = write(tmp_path, "references.yaml", REFERENCES)
+    report = run_scripted(agent, path, tmp_path / "out", progress=False)  # type: ignore[arg-type]
+
+    assert agent.heard[2:4] == ["who's in Jaws?", "and Jaws?"]  # {prev_last} is {prev_fifth} here
+    assert agent.heard[5] == "about the fifth one"
+    turns = report.dialogues[0].turns
+    results = [[(e.key, e.expected, e.passed) for e in t.expectations] for t in turns[1:]]
+    assert results == [
+        [
+            ("answer_about", heat.label, True),
+            ("reply_contains_any", ["Heat"], True),
+            ("never_items", [jaws.label], True),
+        ],
+        [("answer_about", jaws.label, True), ("reply_contains_any", ["Jaws"], True)],
+        [("answer_about", five[1].label, False)],  # the reply names Jaws, not Seven
+        [("answer_about", "Alien (1979)", False)],  # a recommendation is no answer
+        # turn 5 showed two items, so there is no fifth: the expectations fail
+        [("answer_about", "<no earlier fifth item>", False), ("liked_items", ["<no earlier fifth item>"], False)],
+    ]
+    assert "not an answer" in turns[4].expectations[0].reason
+    assert "Seven not named" in turns[3].expectations[0].reason
+
+
+SAID = """
+name: said
+category: mixed
+turns:
+  - user: "no tom cruise, i want action"
+    expect: {disliked_attributes: [Tom Cruise], never_attributes: [Tom Cruise], liked_attributes: [Action]}
+  - user: "more"
+    expect: {min_items: 1}
+  - user: "seen {prev_first}, and the second is not my cup of tea"
+    expect: {seen_items: ["{prev_first}"], disliked_items: ["{prev_second}"]}
+  - user: "ok tom cruise is fine actually, and the second one was great after all"
+    expect: {not_disliked_attributes: [Tom Cruise], liked_items: ["{prev_second}"]}
+"""
+
+
+def test_said_violations_count_what_the_user_said_not_the_belief(catalog: Catalog, tmp_path: Path) -> None:
+    top_gun, rain_man = catalog.by_label()["Top Gun (1986)"], catalog.by_label()["Rain Man (1988)"]
+    heat, matrix = catalog["heat-1995"], catalog["the-matrix-1999"]
+    misread = BeliefState(preferences=(Preference("person", "Tom Cruise", 1),))  # the dislike read as a like
+    agent = FakeAgent(
+        catalog,
+        [
+            FinalEvent("ok", (top_gun, heat), misread, "recommend"),
+            FinalEvent("ok", (rain_man, matrix), misread, "recommend"),
+            FinalEvent("ok", (rain_man, matrix, heat), misread, "recommend"),
+            FinalEvent("ok", (top_gun, matrix, rain_man), misread, "recommend"),
+        ],
+    )
+    path = write(tmp_path, "said.yaml", SAID)
+    report = run_scripted(agent, path, tmp_path / "out", progress=False)  # type: ignore[arg-type]
+
+    turns = report.dialogues[0].turns
+    assert [t.violations for t in turns] == [[], [], [], []]  # the belief has no dislike to break
+    assert [t.said_violations for t in turns] == [
+        ["Top Gun (1986): said no Tom Cruise"],  # this turn's never_attributes
+        ["Rain Man (1988): said no Tom Cruise"],  # the dislike holds on later turns
+        ["Rain Man (1988): said no Tom Cruise, said seen", "The Matrix (1999): said disliked"],
+        ["Rain Man (1988): said seen"],  # Tom Cruise lifted; the Matrix liked after all; seen stays
+    ]
+    assert report.violations == 0 and report.said_violations == 5
+
+    data = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert (data["violations"], data["said_violations"]) == (0, 5)
+    assert data["dialogues"][0]["said_violations"] == 5
+    assert data["dialogues"][0]["turns"][0]["said_violations"] == ["Top Gun (1986): said no Tom Cruise"]
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "Violations: 0 against the agent's belief, said-violations: 5 against what the user said." in md
+    assert "- mixed/said, turn 1: said-violation: Top Gun (1986): said no Tom Cruise" in md

@@ -1,11 +1,18 @@
-"""Results of a scripted evaluation and their reports (JSON for tools, Markdown for people)."""
+"""Results of a scripted evaluation, their reports (JSON for tools, Markdown for people), and the two
+counts of broken exclusions: against the agent's belief and against what the user said."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from crs.catalog import Catalog, Item
+    from crs.state import FinalEvent
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,8 @@ class TurnResult:
     reply: str = ""
     items: list[str] = field(default_factory=list)  # labels of the recommended items
     expectations: list[ExpectationResult] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)  # against the agent's belief
+    said_violations: list[str] = field(default_factory=list)  # against what the script says the user said
     invented: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     error: str = ""
@@ -49,7 +57,12 @@ class DialogueResult:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         results = self.expectations
-        out.update(expectations_total=len(results), expectations_passed=sum(e.passed for e in results))
+        out.update(
+            expectations_total=len(results),
+            expectations_passed=sum(e.passed for e in results),
+            violations=sum(len(t.violations) for t in self.turns),
+            said_violations=sum(len(t.said_violations) for t in self.turns),
+        )
         return out
 
 
@@ -63,7 +76,8 @@ class ScriptedReport:
     expectations_total: int
     expectations_passed: int
     pass_rate: float
-    violations: int  # recommended items with a rejected genre or person, or rejected or seen
+    violations: int  # recommended items with a rejected genre or person, or rejected or seen, by the belief
+    said_violations: int  # recommended items that break what the user said (see crs.eval.scripted)
     invented_titles: int  # recommended items that are not catalog items
     by_category: dict[str, dict[str, float]]  # {category: {total, passed, pass_rate}}
     dialogues: list[DialogueResult]
@@ -85,6 +99,7 @@ class ScriptedReport:
             expectations_passed=passed,
             pass_rate=rate(passed, len(results)),
             violations=sum(len(t.violations) for t in turns),
+            said_violations=sum(len(t.said_violations) for t in turns),
             invented_titles=sum(len(t.invented) for t in turns),
             by_category=dict(sorted(by_category.items())),
             dialogues=dialogues,
@@ -96,6 +111,7 @@ class ScriptedReport:
             "expectations_passed": self.expectations_passed,
             "pass_rate": self.pass_rate,
             "violations": self.violations,
+            "said_violations": self.said_violations,
             "invented_titles": self.invented_titles,
             "dialogues_total": len(self.dialogues),
             "dialogues_passed": sum(d.passed for d in self.dialogues),
@@ -113,7 +129,9 @@ class ScriptedReport:
             "",
             f"{len(self.dialogues)} dialogues ({n_pass} passing every expectation), "
             f"{self.expectations_total} expectations: {self.expectations_passed} passed "
-            f"({self.pass_rate:.1%}). Violations: {self.violations}. Invented titles: {self.invented_titles}.",
+            f"({self.pass_rate:.1%}). Violations: {self.violations} against the agent's belief, "
+            f"said-violations: {self.said_violations} against what the user said. "
+            f"Invented titles: {self.invented_titles}.",
             "",
             "| category | expectations | passed | pass rate |",
             "|---|---:|---:|---:|",
@@ -127,9 +145,14 @@ class ScriptedReport:
             lines.append(f"- {d.category}/{d.name}, turn {t.index} ({quote(t.user)}): `{e.key}`: {e.reason}")
         if not failed:
             lines.append("None.")
-        problems = [(d, t, p) for d in self.dialogues for t in d.turns for p in t.violations + t.invented]
+        problems = [
+            (d, t, p)
+            for d in self.dialogues
+            for t in d.turns
+            for p in t.violations + [f"said-violation: {s}" for s in t.said_violations] + t.invented
+        ]
         if problems:
-            lines += ["", f"## Violations and invented titles ({len(problems)})", ""]
+            lines += ["", f"## Violations, said-violations and invented titles ({len(problems)})", ""]
             lines += [f"- {d.category}/{d.name}, turn {t.index}: {p}" for d, t, p in problems]
         return "\n".join(lines) + "\n"
 
@@ -145,4 +168,73 @@ def quote(text: str, n: int = 70) -> str:
     return '"' + (text if len(text) <= n else text[: n - 1] + "…") + '"'
 
 
-# ---- the checks ---------------------------------------------------------------------------
+# ---- counting broken exclusions ---------------------------------------------------------------
+
+
+def alternatives(spec: str) -> set[str]:
+    """``"violent|violence"`` -> ``{"violent", "violence"}``: the spellings an attribute accepts."""
+    return {a.strip().casefold() for a in spec.split("|") if a.strip()}
+
+
+def has_attribute(item: Item, spec: str) -> bool:
+    """Whether a genre or cast member of ``item`` is one of the spellings in ``spec``."""
+    want = alternatives(spec)
+    return any(g.casefold() in want for g in item.genres) or any(c.casefold() in want for c in item.cast)
+
+
+def belief_problems(final: FinalEvent, catalog: Catalog) -> tuple[list[str], list[str]]:
+    """Violations (recommended items the user ruled out) and invented titles of one turn."""
+    belief = final.belief
+    genres = {g.casefold() for g in belief.disliked_genres}
+    people = {p.casefold() for p in belief.values("person", -1)}
+    violations, invented = [], []
+    for item in final.items:
+        why = [f"rejected genre {g}" for g in item.genres if g.casefold() in genres]  # type: ignore[attr-defined]
+        why += [f"rejected person {c}" for c in item.cast if c.casefold() in people]  # type: ignore[attr-defined]
+        if item.id in belief.disliked_items:  # type: ignore[attr-defined]
+            why.append("rejected item")
+        if item.id in belief.seen:  # type: ignore[attr-defined]
+            why.append("already seen")
+        label = getattr(item, "label", str(item))
+        if why:
+            violations.append(f"{label}: {', '.join(why)}")
+        known = catalog.get(getattr(item, "id", ""))
+        if known is None or known.title != getattr(item, "title", None):
+            invented.append(f"{label}: not a catalog item")
+    return violations, invented
+
+
+@dataclass
+class SaidLedger:
+    """What the script says the user ruled out so far: the yardstick of ``said_violations``."""
+
+    attributes: list[str] = field(default_factory=list)  # disliked, as written ("violent|violence")
+    disliked: set[str] = field(default_factory=set)  # labels
+    seen: set[str] = field(default_factory=set)
+
+    def hear(self, expect: dict[str, Any]) -> None:
+        """Take in one turn's (resolved) expectations: what the user said up to this turn."""
+        lifted = {
+            a
+            for k in ("liked_attributes", "not_disliked_attributes")
+            for s in expect.get(k, ())
+            for a in alternatives(s)
+        }
+        self.attributes = [s for s in self.attributes if not alternatives(s) & lifted]
+        self.attributes += [s for s in expect.get("disliked_attributes", ()) if s not in self.attributes]
+        self.disliked -= {*expect.get("liked_items", ()), *expect.get("not_disliked_items", ())}
+        self.disliked |= set(expect.get("disliked_items", ()))
+        self.seen |= set(expect.get("seen_items", ()))
+
+    def check(self, items: Iterable[Item], expect: dict[str, Any]) -> list[str]:
+        """The recommended items that break what the user said, each with why."""
+        specs = self.attributes + [s for s in expect.get("never_attributes", ()) if s not in self.attributes]
+        out = []
+        for item in items:
+            why = [f"said no {s}" for s in specs if has_attribute(item, s)]
+            why += ["said not this one"] if item.label in expect.get("never_items", ()) else []
+            why += ["said disliked"] if item.label in self.disliked else []
+            why += ["said seen"] if item.label in self.seen else []
+            if why:
+                out.append(f"{item.label}: {', '.join(why)}")
+        return out

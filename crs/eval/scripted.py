@@ -10,12 +10,31 @@ One dialogue a ``*.yaml`` file::
 
 Each key of ``expect`` is one expectation; ``EXPECT_KEYS`` lists them. Items are named by
 their label, ``Title (Year)``. Attributes are genres, people or keywords, matched without
-regard to case; ``violent|violence`` accepts either spelling. ``{prev_first}``,
-``{prev_second}`` and ``{prev_third}`` stand for the items shown by the last turn that
-recommended something: their title in ``user``, their label in ``expect``.
+regard to case; ``violent|violence`` accepts either spelling.
+
+Placeholders stand for the items shown by the last turn that recommended something:
+``{prev_first}`` to ``{prev_fifth}``, and ``{prev_last}`` for the last of them. In ``user``
+a placeholder becomes the item's title ("who is in {prev_last}?"); in item-valued
+expectations (``liked_items``, ``never_items``, ``answer_about`` ...) its label; in
+``reply_contains_any`` its title, so "the answer names the fourth film" can be written. A
+placeholder with no such item reads "that one" in ``user`` and fails in an expectation.
+
+``answer_about: "{prev_fourth}"`` (or a label) checks that an answer or explain turn was
+about that item: the act is ``answer`` or ``explain`` and the reply names the item's title
+(words compared without case, accents or punctuation). The final event carries no id of
+the item an answer is about, so the reply is the only witness; an id field there would
+make this check exact.
 
 Checks on the recommended items' properties (years, attributes, ``newer_than_previous``)
 fail when nothing was recommended; ``never_*`` checks pass then.
+
+Two counts of broken exclusions come with every turn. ``violations`` compares the
+recommended items with the agent's own belief (a rejected genre, person or item, or a seen
+one), so a dislike the agent misread is not counted there. ``said_violations`` compares
+them with what the script says the user said: this turn's ``never_attributes`` and
+``never_items``, and every attribute or item earlier turns expected to be disliked
+(``disliked_attributes``, ``disliked_items``) or seen (``seen_items``), until a later turn
+expects it liked or not disliked (``liked_*``, ``not_disliked_*``; seen stays seen).
 """
 
 from __future__ import annotations
@@ -31,7 +50,18 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from crs.eval.report import DialogueResult, ExpectationResult, ScriptedReport, TurnResult, quote
+from crs.catalog import split_title_year
+from crs.eval.report import (
+    DialogueResult,
+    ExpectationResult,
+    SaidLedger,
+    ScriptedReport,
+    TurnResult,
+    alternatives,
+    belief_problems,
+    has_attribute,
+    quote,
+)
 from crs.state import BeliefState, FinalEvent, NoticeEvent, Session
 
 if TYPE_CHECKING:
@@ -43,8 +73,8 @@ log = logging.getLogger(__name__)
 ACTS = ("ask", "recommend", "answer", "explain", "no_results")
 _DIALOGUE_KEYS = {"name", "category", "description", "turns"}
 _TURN_KEYS = {"user", "expect", "note"}
-_PLACEHOLDER = re.compile(r"\{prev_(first|second|third)\}")
-_ORDINAL = {"first": 0, "second": 1, "third": 2}
+_PLACEHOLDER = re.compile(r"\{prev_(first|second|third|fourth|fifth|last)\}")
+_ORDINAL = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 
 
 class DialogueError(ValueError):
@@ -70,8 +100,9 @@ class Dialogue:
         out: set[str] = set()
         for turn in self.turns:
             for key, value in turn.expect.items():
-                if EXPECT_KEYS[key][0] == "labels":
-                    out |= {v for v in value if not _PLACEHOLDER.search(v)}
+                kind = EXPECT_KEYS[key][0]
+                if kind in ("labels", "label"):
+                    out |= {v for v in ([value] if kind == "label" else value) if not _PLACEHOLDER.search(v)}
         return out
 
 
@@ -110,21 +141,17 @@ class _View:
 Check = Callable[[_View, Any], tuple[bool, str]]
 
 
-def _alts(spec: str) -> set[str]:
-    return {a.strip().casefold() for a in spec.split("|") if a.strip()}
-
-
 def _fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
 
 
+def _words(text: str) -> str:
+    """Folded words joined by single spaces, padded, to find a title as whole words."""
+    return " " + " ".join(re.findall(r"[a-z0-9]+", _fold(text))) + " "
+
+
 def _attributes(belief: BeliefState, polarity: int) -> list[str]:
     return [p.value for p in belief.preferences if p.kind != "item" and p.polarity == polarity]
-
-
-def _has_attribute(item: Item, spec: str) -> bool:
-    want = _alts(spec)
-    return any(g.casefold() in want for g in item.genres) or any(c.casefold() in want for c in item.cast)
 
 
 def _listing(values: Iterable[str]) -> str:
@@ -137,7 +164,7 @@ def _attribute_check(polarity: int, present: bool) -> Check:
     def check(v: _View, want: list[str]) -> tuple[bool, str]:
         have = _attributes(v.belief, polarity)
         folded = {h.casefold() for h in have}
-        wrong = [w for w in want if bool(_alts(w) & folded) != present]
+        wrong = [w for w in want if bool(alternatives(w) & folded) != present]
         if wrong:
             verb = "not" if present else "still"
             return False, f"{verb} {what}: {', '.join(wrong)} ({what}: {_listing(have)})"
@@ -172,7 +199,7 @@ def _offenders(bad: list[str], what: str) -> tuple[bool, str]:
 
 
 def _check_never_attributes(v: _View, want: list[str]) -> tuple[bool, str]:
-    bad = [f"{i.label} has {w}" for i in v.items for w in want if _has_attribute(i, w)]
+    bad = [f"{i.label} has {w}" for i in v.items for w in want if has_attribute(i, w)]
     return _offenders(bad, "")
 
 
@@ -193,6 +220,15 @@ def _check_reply_contains_any(v: _View, want: list[str]) -> tuple[bool, str]:
     return bool(hits), (f"reply mentions {_listing(hits)}" if hits else f"none in reply {quote(v.final.reply, 160)}")
 
 
+def _check_answer_about(v: _View, label: str) -> tuple[bool, str]:
+    if v.final.act not in ("answer", "explain"):
+        return False, f"act was {v.final.act!r}, not an answer"
+    title = split_title_year(label)[0]
+    if _words(title) in _words(v.final.reply):
+        return True, f"the reply names {title}"
+    return False, f"{title} not named in reply {quote(v.final.reply, 160)}"
+
+
 def _year_bound(low: bool) -> Check:
     @_needs_items
     def check(v: _View, year: int) -> tuple[bool, str]:
@@ -205,12 +241,12 @@ def _year_bound(low: bool) -> Check:
 
 @_needs_items
 def _check_all_have(v: _View, spec: str) -> tuple[bool, str]:
-    return _offenders([i.label for i in v.items if not _has_attribute(i, spec)], f"lack {spec}")
+    return _offenders([i.label for i in v.items if not has_attribute(i, spec)], f"lack {spec}")
 
 
 @_needs_items
 def _check_any_have(v: _View, spec: str) -> tuple[bool, str]:
-    hits = [i.label for i in v.items if _has_attribute(i, spec)]
+    hits = [i.label for i in v.items if has_attribute(i, spec)]
     return bool(hits), (f"{_listing(hits)} have {spec}" if hits else f"none has {spec}: {_listing(v.labels)}")
 
 
@@ -233,7 +269,7 @@ def _check_no_repeats(v: _View, _: bool) -> tuple[bool, str]:
 
 
 # key -> (value kind, check). Kinds: act, labels, attributes (lists of strings), attribute
-# (a string), count, year, true.
+# and label (a string), count, year, true.
 EXPECT_KEYS: dict[str, tuple[str, Check]] = {
     "act": ("act", lambda v, want: (v.final.act == want, f"act was {v.final.act!r}")),
     "liked_attributes": ("attributes", _attribute_check(1, True)),
@@ -253,6 +289,7 @@ EXPECT_KEYS: dict[str, tuple[str, Check]] = {
     "not_liked_items": ("labels", _belief_items_check("liked", False)),
     "not_disliked_items": ("labels", _belief_items_check("disliked", False)),
     "reply_contains_any": ("attributes", _check_reply_contains_any),
+    "answer_about": ("label", _check_answer_about),
     "year_min": ("year", _year_bound(low=True)),
     "year_max": ("year", _year_bound(low=False)),
     "newer_than_previous": ("true", _relative_year(newer=True)),
@@ -274,9 +311,10 @@ def _value(kind: str, value: Any, where: str) -> Any:
         if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
             raise DialogueError(f"{where}: expected a list of strings, got {value!r}")
         return [v.strip() for v in values]
-    if kind == "attribute":
+    if kind in ("attribute", "label"):
         if not isinstance(value, str) or not value.strip():
-            raise DialogueError(f"{where}: expected a genre or a person's name, got {value!r}")
+            what = "an item's label" if kind == "label" else "a genre or a person's name"
+            raise DialogueError(f"{where}: expected {what}, got {value!r}")
         return value.strip()
     if kind in ("count", "year"):
         low, high = (0, 100) if kind == "count" else (1800, 2100)
@@ -358,40 +396,28 @@ def load_dialogues(path: Path | str) -> list[Dialogue]:
 # ---- running ------------------------------------------------------------------------------
 
 
-def _fill(text: str, previous: list[Item], as_label: bool) -> str:
+def _fill(text: str, previous: list[Item], mode: str) -> str:
+    """Placeholders replaced for ``mode``: "user" (titles), "label" or "title" (expectations)."""
+
     def sub(m: re.Match[str]) -> str:
         n = _ORDINAL[m[1]]
-        if n < len(previous):
-            return previous[n].label if as_label else previous[n].title
-        return f"<no earlier item #{n + 1}>" if as_label else "that one"
+        if -len(previous) <= n < len(previous):
+            return previous[n].label if mode == "label" else previous[n].title
+        return "that one" if mode == "user" else f"<no earlier {m[1]} item>"
 
     return _PLACEHOLDER.sub(sub, text)
 
 
 def _resolve(expect: dict[str, Any], previous: list[Item]) -> dict[str, Any]:
-    return {k: [_fill(x, previous, True) for x in v] if EXPECT_KEYS[k][0] == "labels" else v for k, v in expect.items()}
-
-
-def _problems(final: FinalEvent, catalog: Catalog) -> tuple[list[str], list[str]]:
-    """Violations (recommended items the user ruled out) and invented titles of one turn."""
-    belief = final.belief
-    genres = {g.casefold() for g in belief.disliked_genres}
-    people = {p.casefold() for p in belief.values("person", -1)}
-    violations, invented = [], []
-    for item in final.items:
-        why = [f"rejected genre {g}" for g in item.genres if g.casefold() in genres]  # type: ignore[attr-defined]
-        why += [f"rejected person {c}" for c in item.cast if c.casefold() in people]  # type: ignore[attr-defined]
-        if item.id in belief.disliked_items:  # type: ignore[attr-defined]
-            why.append("rejected item")
-        if item.id in belief.seen:  # type: ignore[attr-defined]
-            why.append("already seen")
-        label = getattr(item, "label", str(item))
-        if why:
-            violations.append(f"{label}: {', '.join(why)}")
-        known = catalog.get(getattr(item, "id", ""))
-        if known is None or known.title != getattr(item, "title", None):
-            invented.append(f"{label}: not a catalog item")
-    return violations, invented
+    out = dict(expect)
+    for key, value in expect.items():
+        kind = EXPECT_KEYS[key][0]
+        mode = "label" if kind in ("labels", "label") else "title" if key == "reply_contains_any" else ""
+        if mode:
+            out[key] = (
+                _fill(value, previous, mode) if isinstance(value, str) else [_fill(x, previous, mode) for x in value]
+            )
+    return out
 
 
 def _play_turn(agent: Agent, session: Session, text: str) -> tuple[FinalEvent | None, list[str]]:
@@ -409,10 +435,12 @@ def run_dialogue(agent: Agent, dialogue: Dialogue) -> DialogueResult:
     session = Session(id=f"scripted-{dialogue.name}", user="scripted")
     result = DialogueResult(dialogue.name, dialogue.category, str(dialogue.path))
     earlier: list[list[Item]] = []
+    said = SaidLedger()
     for n, turn in enumerate(dialogue.turns, 1):
         previous = next((items for items in reversed(earlier) if items), [])
-        text = _fill(turn.user, previous, as_label=False)
+        text = _fill(turn.user, previous, "user")
         expect = _resolve(turn.expect, previous)
+        said.hear(expect)
         record = TurnResult(n, text)
         start = time.perf_counter()
         try:
@@ -431,7 +459,8 @@ def run_dialogue(agent: Agent, dialogue: Dialogue) -> DialogueResult:
         record.seconds = round(time.perf_counter() - start, 3)
         record.act, record.reply = final.act, final.reply
         record.items = [getattr(i, "label", str(i)) for i in final.items]
-        record.violations, record.invented = _problems(final, agent.catalog)
+        record.violations, record.invented = belief_problems(final, agent.catalog)
+        record.said_violations = said.check(final.items, expect)  # type: ignore[arg-type]
         view = _View(final, agent.catalog, earlier)
         for key, value in expect.items():
             passed, reason = EXPECT_KEYS[key][1](view, value)
@@ -458,5 +487,11 @@ def run_scripted(
     ]
     report = ScriptedReport.from_results(results)
     report.write(out_dir)
-    log.info("scripted: %d/%d expectations passed", report.expectations_passed, report.expectations_total)
+    log.info(
+        "scripted: %d/%d expectations passed, violations %d, said-violations %d",
+        report.expectations_passed,
+        report.expectations_total,
+        report.violations,
+        report.said_violations,
+    )
     return report
