@@ -73,6 +73,7 @@ def test_unknown_expect_key_names_the_file_and_turn(tmp_path: Path) -> None:
         ("turns:\n  - user: hi\n    said: hello\n", r"turn 1: unknown key"),
         ("name: x\nturn:\n  - user: hi\n", r"unknown key\(s\) turn"),
         ("turns: [\n", r"not valid YAML"),
+        ("turns:\n  - user: hi\n    expect:\n      act: ask\n      act: recommend\n", r"duplicate key 'act'"),
         ("- just a list\n", r"expected a mapping"),
     ],
 )

@@ -206,7 +206,13 @@ def belief_problems(final: FinalEvent, catalog: Catalog) -> tuple[list[str], lis
 
 @dataclass
 class SaidLedger:
-    """What the script says the user ruled out so far: the yardstick of ``said_violations``."""
+    """What the script says the user ruled out so far: the yardstick of ``said_violations``.
+
+    A recommended item breaks it when it has an attribute of this turn's ``never_attributes``
+    or is in its ``never_items``, or when earlier turns expected one of its attributes
+    disliked (``disliked_attributes``), or the item disliked or seen (``disliked_items``,
+    ``seen_items``), until a later turn expects it liked or not disliked (``liked_*``,
+    ``not_disliked_*``; seen stays seen)."""
 
     attributes: list[str] = field(default_factory=list)  # disliked, as written ("violent|violence")
     disliked: set[str] = field(default_factory=set)  # labels

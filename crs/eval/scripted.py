@@ -18,23 +18,19 @@ a placeholder becomes the item's title ("who is in {prev_last}?"); in item-value
 expectations (``liked_items``, ``never_items``, ``answer_about`` ...) its label; in
 ``reply_contains_any`` its title, so "the answer names the fourth film" can be written. A
 placeholder with no such item reads "that one" in ``user`` and fails in an expectation.
+A key given twice in one mapping is an error (YAML itself would keep the last one).
 
-``answer_about: "{prev_fourth}"`` (or a label) checks that an answer or explain turn was
-about that item: the act is ``answer`` or ``explain`` and the reply names the item's title
-(words compared without case, accents or punctuation). The final event carries no id of
-the item an answer is about, so the reply is the only witness; an id field there would
-make this check exact.
+``answer_about: "{prev_fourth}"`` (or a label) checks that the act is ``answer`` or
+``explain`` and the reply names that item's title (as words, without case, accents or
+punctuation): the final event carries no id of the item an answer is about, so the reply
+is the only witness; such a field would make the check exact.
 
 Checks on the recommended items' properties (years, attributes, ``newer_than_previous``)
 fail when nothing was recommended; ``never_*`` checks pass then.
 
-Two counts of broken exclusions come with every turn. ``violations`` compares the
-recommended items with the agent's own belief (a rejected genre, person or item, or a seen
-one), so a dislike the agent misread is not counted there. ``said_violations`` compares
-them with what the script says the user said: this turn's ``never_attributes`` and
-``never_items``, and every attribute or item earlier turns expected to be disliked
-(``disliked_attributes``, ``disliked_items``) or seen (``seen_items``), until a later turn
-expects it liked or not disliked (``liked_*``, ``not_disliked_*``; seen stays seen).
+Each turn counts recommended items that break an exclusion twice: ``violations`` against
+the agent's own belief (so a misread dislike is not counted), ``said_violations`` against
+what the script says the user said (``crs.eval.report.SaidLedger``).
 """
 
 from __future__ import annotations
@@ -79,6 +75,19 @@ _ORDINAL = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last"
 
 class DialogueError(ValueError):
     """A dialogue file that is missing, not valid YAML, or not in the dialogue format."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last one,
+    so a repeated ``never_items`` would silently drop the first check)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key.value!r}", key.start_mark)
+            seen.add(key.value)
+        return super().construct_mapping(node, deep)
 
 
 @dataclass(frozen=True)
@@ -348,7 +357,7 @@ def _parse_turn(raw: Any, where: str) -> ScriptTurn:
 
 def _parse_file(path: Path) -> Dialogue:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except (OSError, UnicodeDecodeError) as exc:
         raise DialogueError(f"{path}: cannot read ({exc})") from None
     except yaml.YAMLError as exc:
