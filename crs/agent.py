@@ -72,8 +72,12 @@ def clean_message(text: object, max_chars: int) -> tuple[str, list[str]]:
 def index_catalog(
     cfg: Config, catalog: Catalog, store: ItemStore, progress: bool = True, prune: bool = False
 ) -> tuple[Catalog, IndexReport]:
-    """Index the configured part of the catalog (idempotent: unchanged items are skipped)."""
-    subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.min_summary_chars)
+    """Index the configured part of the catalog (idempotent: unchanged items are skipped): the
+    demo catalog's default subset, or all of a custom catalog (``crs.store.index_subset``); a
+    subset filter that leaves nothing is a CatalogError, never an empty index."""
+    from crs.store import index_subset
+
+    subset = index_subset(cfg, catalog)
     report = store.index(subset.items, progress=progress, prune=prune)
     log.info("index: %s", report)
     return subset, report

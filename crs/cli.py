@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="embed and index the catalog (idempotent)")
     catalog_opts(sp)
     sp.add_argument("--prune", action="store_true", help="remove indexed items no longer in the catalog")
+    sp.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="drop the index (even a damaged one, without opening it) and build it anew",
+    )
 
     sp = sub.add_parser("chat", help="chat in the terminal")
     catalog_opts(sp)
@@ -124,7 +129,8 @@ def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
     from crs.store import ItemStore
 
     catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
-    subset, report = index_catalog(cfg, catalog, ItemStore.from_config(cfg), prune=args.prune)
+    store = ItemStore.rebuilt(cfg) if args.rebuild else ItemStore.from_config(cfg)
+    subset, report = index_catalog(cfg, catalog, store, prune=args.prune)
     print(
         f"indexed {len(subset)} of {len(catalog)} items into {cfg.store.host or cfg.store.path}: "
         f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
@@ -246,7 +252,9 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
         from crs.eval.simulator import pick_targets, run_simulation
 
         agent = Agent.from_config(cfg, profiles=False)
-        subset = agent.catalog.filter(cfg.catalog.min_year, cfg.catalog.min_summary_chars)
+        from crs.store import index_subset
+
+        subset = index_subset(cfg, agent.catalog)
         targets = pick_targets(subset, args.targets, args.seed)
         sim = run_simulation(
             agent, targets, Path(args.out), max_turns=args.max_turns, seed=args.seed, simulator=args.simulator

@@ -19,6 +19,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCORER = PROJECT_ROOT / "knowledge" / "scorer" / "redial-sasrec.pt"
+DEMO_CATALOG = PROJECT_ROOT / "knowledge" / "movies.jsonl.gz"
 
 
 class ConfigError(ValueError):
@@ -43,7 +44,7 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class CatalogConfig:
-    path: Path = PROJECT_ROOT / "knowledge" / "movies.jsonl.gz"
+    path: Path = DEMO_CATALOG
     format: str = "auto"  # auto | demo | jsonl | csv | redial
     # Which items are indexed for recommendation (all are still understood when named).
     # The default keeps a first start under 3 minutes on 2 cores: films from 1970 on whose
@@ -51,6 +52,9 @@ class CatalogConfig:
     # (about 6,200 films). 0 and 0 index the whole catalog.
     min_year: int = 1970
     min_summary_chars: int = 380
+    # Where min_year and min_summary_chars apply: "auto" = the shipped demo catalog only (a
+    # custom catalog is indexed whole), "on" = any catalog, "off" = none.
+    subset: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class StoreConfig:
     embedder: str = ""  # sentence-transformers model dir; "" = the shipped all-MiniLM-L6-v2
     batch_size: int = 32  # measured fastest on a 2-core CPU (128 is ~25% slower)
     device: str = "cpu"
+    # Open a local index once in a child process before using it (about 2 s), so a damaged
+    # file that would crash Chroma gives a message instead; check_timeout bounds that open.
+    isolated_check: bool = True
+    check_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,12 @@ class ServeConfig:
     # Logins, "user:password,user2:password2" (better set as CRS_SERVE__AUTH than in a file);
     # each user then has their own profile. "" = no login, one local user.
     auth: str = ""
+    # Conversations held in memory: one idle longer than this is forgotten (the page then starts
+    # a new one and says so), at most max_sessions are kept (the least recently used goes first),
+    # and each keeps its last max_turns turns (the belief keeps what older ones said).
+    session_idle_minutes: float = 60.0
+    max_sessions: int = 1000
+    max_turns: int = 50
 
 
 @dataclass(frozen=True)

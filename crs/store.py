@@ -14,18 +14,29 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import shutil
 import socket
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from crs.catalog import Item
+from crs.catalog import Catalog, Item
 from crs.config import Config
+from crs.store_check import (
+    REBUILD_HINT,
+    SQLITE_FILE,
+    check_files,
+    first_line,
+    is_chroma_dir,
+    probe_collection,
+    probe_in_subprocess,
+    segment_dirs,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -36,6 +47,7 @@ SCHEMA_VERSION = 1  # part of every fingerprint: bump it when the metadata layou
 DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
 _GET_PAGE = 2000  # ids fetched per page when listing the collection
 _OVERFETCH_MARGIN = 10  # extra hits asked of Chroma beyond k and the excluded ids
+T = TypeVar("T")
 
 # A sentence ends at . ! or ? followed by a space and a capital, a digit or a quote, unless the
 # word before it is a short abbreviation ("Bros.", "Dr.") or a single initial ("H. R. Giger").
@@ -46,7 +58,8 @@ _ABBREVIATIONS = frozenset(
 
 
 class StoreError(RuntimeError):
-    """The item store cannot be opened or used (server down, embedder missing, bad collection)."""
+    """The item store cannot be opened or used (server down, embedder missing, bad collection,
+    a damaged index). Every failure of a Chroma call, even a Rust panic, arrives as this."""
 
 
 @dataclass(frozen=True)
@@ -282,18 +295,55 @@ class ItemStore:
     at ``cfg.store.path``; ``ephemeral=True`` keeps everything in memory. Note that Chroma shares
     one in-memory database between all ephemeral clients of a process: give each ephemeral store
     its own ``cfg.store.collection`` when they must not see each other's items.
+
+    Opening checks the index (``crs.store_check``): a local directory's files before Chroma
+    reads them (``isolate=True`` also opens it once in a child process first, so a crash
+    there is a message here), then counts and a probe query. Any failure of a Chroma call,
+    on open or later, raises ``StoreError`` naming the fix (``crs index --rebuild``).
     """
 
-    def __init__(self, cfg: Config, embedder: Embedder | None = None, *, ephemeral: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        embedder: Embedder | None = None,
+        *,
+        ephemeral: bool = False,
+        check: bool = True,
+        isolate: bool = False,
+    ) -> None:
         self.cfg = cfg
         self.embedder = embedder if embedder is not None else Embedder.from_config(cfg)
         self.ephemeral = ephemeral
+        if check and self.is_local:
+            self._check_files(isolate)
         self._client = self._connect(ephemeral)
         self._collection = self._open_collection()
+        if check:
+            problems = self._guard("probe", probe_collection, self._collection)
+            if problems:
+                raise StoreError(self._damaged(problems[0]))
 
     @classmethod
     def from_config(cls, cfg: Config, embedder: Embedder | None = None) -> ItemStore:
-        return cls(cfg, embedder)
+        """The configured store, checked; ``[store] isolated_check`` opens a local index in a
+        child process first."""
+        return cls(cfg, embedder, isolate=cfg.store.isolated_check)
+
+    @classmethod
+    def rebuilt(cls, cfg: Config, embedder: Embedder | None = None) -> ItemStore:
+        """An empty store in place of the configured one, however damaged that was: a local
+        index's Chroma files are deleted without opening them; a server's collection is dropped."""
+        store = cfg.store
+        if not store.host:
+            wipe_index_dir(Path(store.path).expanduser())
+            return cls(cfg, embedder)
+        fresh = cls.__new__(cls)
+        fresh.cfg, fresh.ephemeral = cfg, False
+        fresh.embedder = embedder if embedder is not None else Embedder.from_config(cfg)
+        fresh._client = fresh._connect(False)
+        fresh._drop_collection()
+        fresh._collection = fresh._open_collection()
+        return fresh
 
     # -- connection -------------------------------------------------------------------------
 
@@ -303,6 +353,39 @@ class ItemStore:
         if self.ephemeral:
             return "memory"
         return f"{store.host}:{store.port}" if store.host else str(store.path)
+
+    @property
+    def is_local(self) -> bool:
+        """A PersistentClient directory (not memory, not a server)."""
+        return not self.ephemeral and not self.cfg.store.host
+
+    def _damaged(self, problem: str) -> str:
+        if self.is_local:
+            return f"the item index at {self.location} is damaged ({problem}); {REBUILD_HINT}"
+        where = "in memory" if self.ephemeral else f"on the Chroma server at {self.location}"
+        return f"the item index {where} failed ({problem}); {REBUILD_HINT}"
+
+    def _check_files(self, isolate: bool) -> None:
+        path = Path(self.cfg.store.path).expanduser()
+        problems = check_files(path)
+        if not problems and isolate and is_chroma_dir(path):
+            problems = probe_in_subprocess(path, self.cfg.store.collection, self.cfg.store.check_timeout)
+        if problems:
+            log.debug("index check of %s: %s", path, problems)
+            raise StoreError(self._damaged(problems[0]))
+
+    def _guard(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call Chroma; any failure, a Rust panic (pyo3's PanicException is a BaseException)
+        included, becomes a StoreError naming the fix."""
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:
+            log.debug("chroma %s failed", what, exc_info=True)
+            raise StoreError(self._damaged(f"{what}: {first_line(exc)}")) from exc
 
     def _connect(self, ephemeral: bool) -> Any:
         try:
@@ -318,9 +401,9 @@ class ItemStore:
             path = Path(store.path).expanduser()
             try:
                 path.mkdir(parents=True, exist_ok=True)
-                return chromadb.PersistentClient(path=str(path), settings=settings)
-            except Exception as exc:  # chromadb raises plain ValueError/RuntimeError here
-                raise StoreError(f"cannot open the Chroma store at {path}: {exc}") from exc
+            except OSError as exc:
+                raise StoreError(f"cannot create the index directory {path}: {exc}") from exc
+            return self._guard("open", chromadb.PersistentClient, path=str(path), settings=settings)
         where = f"{store.host}:{store.port}"
         # The Chroma HTTP client has no timeout; probe the port first so a dead host fails fast.
         try:
@@ -337,15 +420,14 @@ class ItemStore:
 
     def _open_collection(self) -> Any:
         name = self.cfg.store.collection
-        try:
-            collection = self._client.get_or_create_collection(
-                name,
-                embedding_function=None,  # never Chroma's default: it downloads a model
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={"crs_schema": SCHEMA_VERSION},
-            )
-        except Exception as exc:
-            raise StoreError(f"cannot open collection {name!r} in {self.location}: {exc}") from exc
+        collection = self._guard(
+            f"open collection {name!r}",
+            self._client.get_or_create_collection,
+            name,
+            embedding_function=None,  # never Chroma's default: it downloads a model
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"crs_schema": SCHEMA_VERSION},
+        )
         config = getattr(collection, "configuration", None) or {}
         space = (config.get("hnsw") or {}).get("space") or (collection.metadata or {}).get("hnsw:space", "l2")
         if space != "cosine":
@@ -358,14 +440,14 @@ class ItemStore:
     # -- indexing ---------------------------------------------------------------------------
 
     def count(self) -> int:
-        return int(self._collection.count())
+        return int(self._guard("count", self._collection.count))
 
     def fingerprints(self) -> dict[str, str]:
         """``{id: fingerprint}`` for every stored item, read in pages."""
         out: dict[str, str] = {}
         offset = 0
         while True:
-            page = self._collection.get(include=["metadatas"], limit=_GET_PAGE, offset=offset)
+            page = self._guard("list", self._collection.get, include=["metadatas"], limit=_GET_PAGE, offset=offset)
             ids = page["ids"]
             for item_id, meta in zip(ids, page["metadatas"] or [{}] * len(ids), strict=True):
                 out[item_id] = str((meta or {}).get("fp") or "")
@@ -422,25 +504,32 @@ class ItemStore:
                         embeddings=vectors,
                         metadatas=[item_metadata(item, fp) for item, _, fp in part],
                     )
-                except Exception as exc:
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as exc:  # a Rust panic too
                     raise StoreError(
-                        f"cannot write to collection {self.cfg.store.collection!r} in {self.location}: {exc} "
-                        "(a different embedder dimension needs a reset)"
+                        f"cannot write to collection {self.cfg.store.collection!r} in {self.location}: "
+                        f"{first_line(exc)} (a different embedder dimension, or a damaged index: {REBUILD_HINT})"
                     ) from exc
                 bar.update(len(part))
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         for part in _chunks(ids, _GET_PAGE):
-            self._collection.delete(ids=list(part))
+            self._guard("delete", self._collection.delete, ids=list(part))
 
     def reset(self) -> None:
         """Delete every item (the collection is dropped and created again)."""
+        self._drop_collection()
+        self._collection = self._open_collection()
+
+    def _drop_collection(self) -> None:
         try:
             self._client.delete_collection(self.cfg.store.collection)
-        except Exception as exc:  # a collection that was already gone is fine
-            log.debug("delete_collection: %s", exc)
-        self._collection = self._open_collection()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a collection that was already gone is fine
+            log.debug("delete_collection: %s", first_line(exc))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -449,7 +538,7 @@ class ItemStore:
         ids = list(dict.fromkeys(ids))
         out: dict[str, np.ndarray] = {}
         for part in _chunks(ids, _GET_PAGE):
-            got = self._collection.get(ids=list(part), include=["embeddings"])
+            got = self._guard("get", self._collection.get, ids=list(part), include=["embeddings"])
             embeddings = got["embeddings"]
             if embeddings is None:
                 continue
@@ -502,7 +591,9 @@ class ItemStore:
         where = flt.where()
         n = min(total, k + len(flt.exclude_ids) + _OVERFETCH_MARGIN)
         while True:
-            result = self._collection.query(
+            result = self._guard(
+                "query",
+                self._collection.query,
                 query_embeddings=[vector],
                 n_results=n,
                 where=where,
@@ -526,7 +617,9 @@ class ItemStore:
         hits: list[Hit] = []
         offset = 0
         while len(hits) < k:
-            page = self._collection.get(where=where, include=["metadatas"], limit=_GET_PAGE, offset=offset)
+            page = self._guard(
+                "list", self._collection.get, where=where, include=["metadatas"], limit=_GET_PAGE, offset=offset
+            )
             ids = page["ids"]
             metas = page["metadatas"] or [None] * len(ids)
             hits.extend(h for h in (_hit(i, m, 0.0) for i, m in zip(ids, metas, strict=True)) if flt.keep(h))
@@ -534,3 +627,42 @@ class ItemStore:
                 break
             offset += len(ids)
         return hits[:k]
+
+
+def wipe_index_dir(path: Path) -> None:
+    """Delete a persistent Chroma directory's own files (``chroma.sqlite3`` and its journals, the
+    UUID-named HNSW segment folders) without opening them; anything else there is left alone."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise StoreError(f"the index path {path} is not a directory")
+    for name in (SQLITE_FILE, f"{SQLITE_FILE}-wal", f"{SQLITE_FILE}-shm", f"{SQLITE_FILE}-journal"):
+        (path / name).unlink(missing_ok=True)
+    for seg in segment_dirs(path):
+        shutil.rmtree(seg)
+    log.info("deleted the Chroma files in %s", path)
+
+
+def index_subset(cfg: Config, catalog: Catalog) -> Catalog:
+    """The items of ``catalog`` to index. ``[catalog] subset``: "auto" applies ``min_year`` and
+    ``min_summary_chars`` to the shipped demo catalog only (a custom catalog is indexed whole),
+    "on" to any catalog, "off" to none."""
+    from crs.catalog import CatalogError
+    from crs.config import DEMO_CATALOG
+
+    mode = cfg.catalog.subset
+    if mode not in ("auto", "on", "off"):
+        raise CatalogError(f"[catalog] subset must be auto, on or off, not {mode!r}")
+    path = Path(cfg.catalog.path).expanduser()
+    demo = path.exists() and DEMO_CATALOG.exists() and path.resolve() == DEMO_CATALOG.resolve()
+    apply = mode == "on" or (mode == "auto" and demo)
+    if not apply or not (cfg.catalog.min_year or cfg.catalog.min_summary_chars):
+        return catalog
+    subset = catalog.filter(cfg.catalog.min_year, cfg.catalog.min_summary_chars)
+    if not subset.items and catalog.items:
+        raise CatalogError(
+            f"the subset filter (films from {cfg.catalog.min_year} on with summaries of at least "
+            f"{cfg.catalog.min_summary_chars} characters) leaves none of the {len(catalog):,} items of "
+            f"{path.name}; use --full, or set [catalog] min_year / min_summary_chars lower"
+        )
+    return subset

@@ -16,7 +16,7 @@ from tests.conftest import TEST_CACHE
 
 
 def run_crs(
-    *args: str, tmp_path: Path, timeout: int = 300, stdin: str | None = None
+    *args: str, tmp_path: Path, timeout: int = 300, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -24,6 +24,7 @@ def run_crs(
         "CRS_PATHS__CACHE_DIR": str(TEST_CACHE),
         "CRS_PATHS__DATA_DIR": str(tmp_path / "data"),
         "CRS_STORE__PATH": str(tmp_path / "index"),
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "crs.cli", *args],
@@ -118,3 +119,15 @@ def test_eval_scripted_command(small_file: Path, tmp_path: Path) -> None:
     assert report["violations"] == 0 and report["invented_titles"] == 0
     bad = run_crs("eval", "scripted", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r2"), tmp_path=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_custom_catalog_is_indexed_whole_and_an_empty_subset_fails(tmp_path: Path) -> None:
+    old = tmp_path / "old.jsonl"
+    rows = [{"id": f"old-{i}", "title": f"Silent {i}", "year": 1920 + i, "summary": "A short film."} for i in range(36)]
+    old.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_crs("index", "--catalog", str(old), tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("indexed 36 of 36 items") and "36 added" in out.stdout
+    forced = run_crs("index", "--catalog", str(old), tmp_path=tmp_path, env={"CRS_CATALOG__SUBSET": "on"})
+    assert forced.returncode == 2 and "Traceback" not in forced.stderr
+    assert forced.stderr.startswith("crs: error: the subset filter") and "leaves none of the 36 items" in forced.stderr

@@ -319,3 +319,29 @@ def test_ephemeral_store(embedder: Embedder, items: list[Item], tmp_path: Path) 
     s.index(items[:5], progress=False)
     assert s.count() == 5
     assert not (tmp_path / "unused").exists()
+
+
+# -- which items are indexed (issue 13, item 6) ---------------------------------------------
+
+
+def test_subset_filter_applies_to_the_demo_catalog_only(tmp_path: Path) -> None:
+    from crs.catalog import CatalogError
+    from crs.config import DEMO_CATALOG, CatalogConfig
+    from crs.store import index_subset
+
+    old = Catalog([Item(id=f"old-{i}", title=f"Old {i}", year=1930 + i, summary="Short.") for i in range(36)])
+    custom = dataclasses.replace(Config(), catalog=CatalogConfig(path=tmp_path / "mine.jsonl"))
+    (tmp_path / "mine.jsonl").write_text("")
+    assert len(index_subset(custom, old)) == 36  # a custom catalog is indexed whole by default
+    demo = dataclasses.replace(Config(), catalog=CatalogConfig(path=DEMO_CATALOG))
+    with pytest.raises(CatalogError, match=r"leaves none of the 36 items.*--full"):
+        index_subset(demo, old)  # the demo filter leaving nothing is an error, not "indexed 0 of 36"
+    forced = dataclasses.replace(custom, catalog=dataclasses.replace(custom.catalog, subset="on"))
+    with pytest.raises(CatalogError, match="leaves none"):
+        index_subset(forced, old)
+    mixed = Catalog([*old, Item(id="new", title="New", year=1999, summary="x" * 400)])
+    assert [i.id for i in index_subset(dataclasses.replace(forced), mixed)] == ["new"]
+    off = dataclasses.replace(demo, catalog=dataclasses.replace(demo.catalog, subset="off"))
+    assert len(index_subset(off, old)) == 36
+    with pytest.raises(CatalogError, match="subset must be"):
+        index_subset(dataclasses.replace(demo, catalog=dataclasses.replace(demo.catalog, subset="maybe")), old)
