@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     from crs.cli_profile import add_parser as add_profile_parser
 
     add_profile_parser(sub)  # profile show|edit|import|export|delete
+    from crs.cli_read import add_parser as add_read_parser
+
+    add_read_parser(sub)  # read: how messages are understood
     return p
 
 
@@ -199,6 +202,8 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
 
     if cfg.serve.concurrency < 1 or cfg.serve.max_queue < 1:
         raise ConfigError("[serve] concurrency and max_queue must be at least 1")
+    if cfg.serve.max_sessions < 1 or cfg.serve.max_turns < 1 or not cfg.serve.session_idle_minutes > 0:
+        raise ConfigError("[serve] max_sessions and max_turns must be at least 1, session_idle_minutes above 0")
     logins = parse_auth(cfg.serve.auth)  # checked before the slow start
     agent = Agent.from_config(cfg)
     who = f"{len(logins)} user login(s)" if logins else "one local user, no login"
@@ -288,6 +293,15 @@ def cmd_profile(cfg: Config, args: argparse.Namespace) -> int:
 
 
 COMMANDS["profile"] = cmd_profile
+
+
+def cmd_read(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.cli_read import cmd_read as run
+
+    return run(cfg, args)
+
+
+COMMANDS["read"] = cmd_read
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,8 +2,14 @@
 
 Each browser tab gets its own ``Session`` (held in ``gr.State``); the agent and its models are
 shared. With logins configured (``[serve] auth``) the session and the profile belong to the
-logged-in user; without, to the single local user "local". Handlers never raise: an error
-becomes a message on the page.
+logged-in user; without, to the single local user "local". Every handler takes the user from
+the authenticated request, never from the session: a session presented by another login (its
+id leaked through a proxy log or a shared machine) is refused and left untouched. Handlers
+never raise: an error becomes a message on the page.
+
+Sessions are bounded (``[serve] session_idle_minutes``, ``max_sessions``, ``max_turns``; see
+``crs.sessions``). Everything from the catalog, the model or the user is escaped on the server
+before it reaches the page's HTML or Markdown (``crs.ui_render``).
 
 Gradio cannot attach a callback to a button inside an HTML string, so the recommendations are
 a fixed number of card slots (``crs-card-<i>``), each a column with its own buttons
@@ -15,13 +21,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from crs import feedback
 from crs.config import ConfigError
+from crs.sessions import SessionReaper, bound_turns
 from crs.state import BeliefState, FinalEvent, NoticeEvent, Session, StateEvent, TokenEvent, ToolEvent
+from crs.store import StoreError
 from crs.ui_render import (
     ATTRIBUTION,
     CSS,
@@ -31,6 +39,7 @@ from crs.ui_render import (
     profile_history,
     profile_status,
     reason_line,
+    safe_markdown,
     when,
 )
 
@@ -50,6 +59,9 @@ EXAMPLES = (
     "I loved Alien but no romance please",
     "A funny crime movie from the 90s",
     "Something like Jaws, nothing before 1975",
+)
+FOREIGN_SESSION = (
+    "This conversation belongs to another login, so nothing was read or changed. Reload the page to start your own."
 )
 WELCOME = (
     "**Hi! Tell me a film you loved, or what you are in the mood for.**\n\n"
@@ -85,6 +97,25 @@ def new_session(user: str = LOCAL_USER) -> Session:
     return Session(id=uuid.uuid4().hex, user=user)
 
 
+def owned_session(sess: object, request: object) -> Session | None:
+    """The session a request may use: its own (the user is the request's login), a new one for
+    that login when there is none, or None (refused) when the session is another user's."""
+    user = user_of(request)
+    if not isinstance(sess, Session):
+        return new_session(user)
+    if sess.user != user:
+        log.warning("refused a request by %r holding a session of another user", user)
+        return None
+    return sess
+
+
+def expired_notice(minutes: float) -> str:
+    return (
+        f"This conversation had been idle for more than {minutes:g} minutes and was forgotten, "
+        "so I started a new one (your saved profile is kept)."
+    )
+
+
 @dataclass
 class TurnView:
     """One streamed step of a turn, for the page: None means "unchanged"."""
@@ -96,13 +127,21 @@ class TurnView:
     final: bool = False  # the turn is over; session.belief is the new belief
 
 
-def respond(agent: Agent, text: str, history: HistoryT | None, session: Session | None) -> Iterator[TurnView]:
-    """One chat turn, streamed."""
+def respond(
+    agent: Agent,
+    text: str,
+    history: HistoryT | None,
+    session: Session | None,
+    notes: Sequence[str] = (),
+) -> Iterator[TurnView]:
+    """One chat turn, streamed. ``notes`` are shown above the reply; the session keeps its last
+    ``[serve] max_turns`` turns and the chat its last as many exchanges."""
     session = session or new_session()
-    history = list(history or [])
-    history.append({"role": "user", "content": text if isinstance(text, str) else ""})
+    max_turns = max(1, agent.cfg.serve.max_turns)
+    history = list(history or [])[-2 * max_turns + 2 :]
+    history.append({"role": "user", "content": safe_markdown(text if isinstance(text, str) else "")})
     history.append({"role": "assistant", "content": ""})
-    notes: list[str] = []
+    notes = list(notes)
     steps: list[str] = []
     reply = ""
     try:
@@ -121,8 +160,13 @@ def respond(agent: Agent, text: str, history: HistoryT | None, session: Session 
                 view.belief = event.belief
                 view.cards = tuple(getattr(i, "id", "") for i in event.items)
                 view.final = True
+                bound_turns(session, max_turns)
             history[-1]["content"] = compose_message(reply, notes, steps)
             yield view
+    except StoreError as exc:  # the item index failed mid-turn: say what to do about it
+        log.error("turn failed: %s", exc)
+        history[-1]["content"] = compose_message(reply, [*notes, f"The item index failed: {exc}"], steps)
+        yield TurnView(history, session, final=True)
     except Exception:  # the server must outlive any bug in a turn
         log.exception("turn failed")
         history[-1]["content"] = (
@@ -155,7 +199,7 @@ def load_profile(agent: Agent, user: str) -> tuple[str, str, str, list[tuple[str
         versions = list(store.history(user))
     except Exception as exc:
         log.exception("reading the profile of %s failed", user)
-        return "", f"Could not read the profile: {exc}", "", []
+        return "", f"Could not read the profile: {safe_markdown(exc)}", "", []
     choices = [(f"v{p.version} · {when(p.created_at)} · {p.source}", p.version) for p in versions]
     status = profile_status(current, user, local=user == LOCAL_USER)
     return (current.text if current else ""), status, profile_history(versions), choices
@@ -174,7 +218,7 @@ def save_profile(agent: Agent, user: str, text: str) -> str:
     try:
         profile = store.save(user, text, "edit:ui")
     except ValueError as exc:
-        return f"Not saved: {exc}"
+        return f"Not saved: {safe_markdown(exc)}"
     except Exception as exc:
         log.exception("saving the profile of %s failed", user)
         return f"Not saved: the profile store failed ({type(exc).__name__})."
@@ -186,6 +230,8 @@ def build_app(agent: Agent) -> gr.Blocks:
     import gradio as gr
 
     slots = max(1, agent.cfg.retrieval.show)
+    serve = agent.cfg.serve
+    reaper = SessionReaper(serve.session_idle_minutes * 60)
 
     def needs_request(fn: Callable) -> Callable:
         # Gradio passes the request to a parameter annotated gr.Request; under postponed
@@ -193,8 +239,11 @@ def build_app(agent: Agent) -> gr.Blocks:
         fn.__annotations__ = {"request": gr.Request}
         return fn
 
-    def ensure(sess: Session | None, request: object) -> Session:
-        return sess if isinstance(sess, Session) else new_session(user_of(request))
+    def ensure(sess: Session | None, request: object) -> Session | None:
+        """The request's own session (see ``owned_session``); None: refused. Idle page sessions
+        are dropped on the way (at most once a minute)."""
+        reaper.reap(getattr(demo, "state_holder", None))
+        return owned_session(sess, request)
 
     with gr.Blocks(title="crs: movie recommender") as demo:
         gr.Markdown(
@@ -204,7 +253,7 @@ def build_app(agent: Agent) -> gr.Blocks:
             "Rate the cards with *Like*, *Not for me* or *Seen it*; remove anything I got wrong (the × on a chip) "
             "under *What I know about you*."
         )
-        session = gr.State(None)
+        session = gr.State(None, time_to_live=serve.session_idle_minutes * 60)
         cards = gr.State(())
         with gr.Tab("Chat", id="chat", elem_id="crs-tab-chat"), gr.Row():
             with gr.Column(scale=3):
@@ -296,20 +345,28 @@ def build_app(agent: Agent) -> gr.Blocks:
             return [gr.skip()] * (2 + 2 * slots) + chip_values(belief)
 
         @needs_request
-        def on_load(request):  # noqa: ANN001, ANN202
-            sess = new_session(user_of(request))
-            body, status, table, choices = load_profile(agent, sess.user)
-            return [sess, body, status, table, gr.Dropdown(choices=choices, value=None)]
+        def on_load(sess, request):  # noqa: ANN001, ANN202
+            if ensure(sess, request) is None:
+                return [gr.skip(), "", FOREIGN_SESSION, "", gr.Dropdown(choices=[], value=None)]
+            fresh = new_session(user_of(request))
+            body, status, table, choices = load_profile(agent, fresh.user)
+            return [fresh, body, status, table, gr.Dropdown(choices=choices, value=None)]
 
         profile_outputs = [profile_text, profile_info, history, versions]
-        demo.load(on_load, None, [session, *profile_outputs])
+        demo.load(on_load, [session], [session, *profile_outputs], api_name="load")
 
         @needs_request
         def on_message(message, history_, sess, ids, request):  # noqa: ANN001, ANN202
+            expired = not isinstance(sess, Session) and bool(history_)  # the page outlived its session
             sess = ensure(sess, request)
             skip_panel = [gr.skip()] * len(panel)
-            yield [history_ + [{"role": "user", "content": message or ""}], sess, "", "", *skip_panel]
-            for view in respond(agent, message, history_, sess):
+            if sess is None:
+                yield [gr.skip(), gr.skip(), gr.skip(), FOREIGN_SESSION, *skip_panel]
+                return
+            notes = [expired_notice(serve.session_idle_minutes)] if expired else []
+            shown = list(history_ or [])[-2 * max(1, serve.max_turns) + 2 :]
+            yield [shown + [{"role": "user", "content": safe_markdown(message or "")}], sess, "", "", *skip_panel]
+            for view in respond(agent, message, history_, sess, notes):
                 if view.final:
                     # Cards the user rejected in words ("not Heat") leave even when nothing new is shown.
                     ids = view.cards if view.cards else feedback.visible_cards(tuple(ids or ()), view.session.belief)
@@ -324,25 +381,28 @@ def build_app(agent: Agent) -> gr.Blocks:
         limit = agent.cfg.serve.concurrency
         # Every way of sending a message shares one queue of turns ("turn").
         turn: dict[str, Any] = {"concurrency_limit": limit, "concurrency_id": "turn", "show_progress": "hidden"}
-        for trigger in (text.submit, send.click):
-            trigger(on_message, [text, chat, session, cards], chat_outputs, **turn)
+        # API clients (gradio_client) send a turn to /chat; the session is the client's session_hash.
+        send.click(on_message, [text, chat, session, cards], chat_outputs, api_name="chat", **turn)
+        text.submit(on_message, [text, chat, session, cards], chat_outputs, api_visibility="undocumented", **turn)
 
         def on_example(evt):  # noqa: ANN001, ANN202
             value = evt.value if isinstance(evt.value, dict) else {}
             return str(value.get("text", ""))
 
         on_example.__annotations__ = {"evt": gr.SelectData}
-        chat.example_select(on_example, None, text, concurrency_limit=None).then(
-            on_message, [text, chat, session, cards], chat_outputs, **turn
+        chat.example_select(on_example, None, text, concurrency_limit=None, api_visibility="undocumented").then(
+            on_message, [text, chat, session, cards], chat_outputs, api_visibility="undocumented", **turn
         )
 
         def make_card_handler(slot: int, action: feedback.Action) -> Callable:
             @needs_request
             def handler(sess, ids, request):  # noqa: ANN001, ANN202
                 sess = ensure(sess, request)
+                if sess is None:
+                    return [gr.skip(), FOREIGN_SESSION, *[gr.skip()] * len(panel)]
                 item_id, done = card_action(sess, tuple(ids or ()), slot, action)
                 item = agent.catalog.get(item_id) if item_id else None
-                label = item.label if item else item_id
+                label = safe_markdown(item.label if item else item_id)
                 message = {
                     "up": f"Noted: you like **{label}**; I'll look for more like it.",
                     "down": f"Noted: **{label}** is not for you; it won't be recommended again.",
@@ -354,13 +414,19 @@ def build_app(agent: Agent) -> gr.Blocks:
 
         for slot, action, btn in buttons:
             btn.click(
-                make_card_handler(slot, action), [session, cards], [session, notice, *panel], concurrency_limit=None
+                make_card_handler(slot, action),
+                [session, cards],
+                [session, notice, *panel],
+                concurrency_limit=None,
+                api_name=f"card_{slot}_{action}",
             )
 
         def make_chip_handler(group: feedback.Group) -> Callable:
             @needs_request
             def handler(value, sess, ids, request):  # noqa: ANN001, ANN202
                 sess = ensure(sess, request)
+                if sess is None:
+                    return [gr.skip(), FOREIGN_SESSION, *[gr.skip()] * len(panel)]
                 before = [c.key for c in feedback.chips(sess.belief) if c.group == group]
                 gone = feedback.removed_keys(before, value if isinstance(value, list) else [])
                 for key in gone:
@@ -372,38 +438,60 @@ def build_app(agent: Agent) -> gr.Blocks:
 
         for group, box in chip_boxes.items():
             box.input(
-                make_chip_handler(group), [box, session, cards], [session, notice, *panel], concurrency_limit=None
+                make_chip_handler(group),
+                [box, session, cards],
+                [session, notice, *panel],
+                concurrency_limit=None,
+                api_name=f"chips_{group}",
             )
 
         @needs_request
         def on_reset(sess, request):  # noqa: ANN001, ANN202
-            fresh = new_session(sess.user if isinstance(sess, Session) else user_of(request))
+            if ensure(sess, request) is None:
+                return [gr.skip(), gr.skip(), gr.skip(), FOREIGN_SESSION, *[gr.skip()] * len(panel)]
+            fresh = new_session(user_of(request))
             return [[], fresh, "", "Started a new conversation.", *panel_values(fresh, ())]
 
-        reset.click(on_reset, [session], chat_outputs, concurrency_limit=None)
+        reset.click(on_reset, [session], chat_outputs, concurrency_limit=None, api_name="new_conversation")
+
+        refused_profile = [gr.skip()] * len(profile_outputs) + [FOREIGN_SESSION]
 
         @needs_request
         def on_save(body, sess, request):  # noqa: ANN001, ANN202
-            user = ensure(sess, request).user
+            if ensure(sess, request) is None:
+                return refused_profile
+            user = user_of(request)  # the login, never the session's word for it
             note = save_profile(agent, user, body)
             text_, status, table, choices = load_profile(agent, user)
             if not note.startswith("Saved"):
                 text_ = body  # keep what the user typed
             return [text_, status, table, gr.Dropdown(choices=choices, value=None), note]
 
-        save.click(on_save, [profile_text, session], [*profile_outputs, profile_note], concurrency_limit=None)
+        save.click(
+            on_save,
+            [profile_text, session],
+            [*profile_outputs, profile_note],
+            concurrency_limit=None,
+            api_name="save_profile",
+        )
 
         @needs_request
         def on_reload(sess, request):  # noqa: ANN001, ANN202
-            text_, status, table, choices = load_profile(agent, ensure(sess, request).user)
+            if ensure(sess, request) is None:
+                return refused_profile
+            text_, status, table, choices = load_profile(agent, user_of(request))
             return [text_, status, table, gr.Dropdown(choices=choices, value=None), ""]
 
-        reload.click(on_reload, [session], [*profile_outputs, profile_note], concurrency_limit=None)
+        reload.click(
+            on_reload, [session], [*profile_outputs, profile_note], concurrency_limit=None, api_name="reload_profile"
+        )
 
         @needs_request
         def on_version(version, sess, request):  # noqa: ANN001, ANN202
             store = profile_store(agent)
-            user = ensure(sess, request).user
+            if ensure(sess, request) is None:
+                return [gr.skip(), FOREIGN_SESSION]
+            user = user_of(request)
             if store is None or version is None:
                 return [gr.skip(), ""]
             match = next((p for p in store.history(user) if p.version == version), None)
@@ -411,7 +499,13 @@ def build_app(agent: Agent) -> gr.Blocks:
                 return [gr.skip(), f"Version {version} was not found."]
             return [match.text, f"Showing version {version}; press *Save* to make it the current profile again."]
 
-        versions.input(on_version, [versions, session], [profile_text, profile_note], concurrency_limit=None)
+        versions.input(
+            on_version,
+            [versions, session],
+            [profile_text, profile_note],
+            concurrency_limit=None,
+            api_name="profile_version",
+        )
     demo.queue(max_size=agent.cfg.serve.max_queue, default_concurrency_limit=agent.cfg.serve.concurrency)
     return demo
 
@@ -435,6 +529,7 @@ def launch(agent: Agent, host: str, port: int, prevent_thread_lock: bool = False
     demo.launch(
         server_name=host,
         server_port=port,
+        state_session_capacity=max(1, agent.cfg.serve.max_sessions),
         share=False,
         show_error=False,
         prevent_thread_lock=prevent_thread_lock,

@@ -1,9 +1,15 @@
 """HTML and Markdown the UI shows: recommendation cards, the chat message of a turn, and the
-profile's version history. Pure functions of plain values; every catalog string is escaped."""
+profile's version history. Pure functions of plain values.
+
+Nothing from the catalog, the model or the user reaches the page as markup: it goes through
+``html.escape`` in HTML, and through ``safe_markdown`` (HTML escaped, then Markdown's
+punctuation backslash-escaped, so no link, image, emphasis or code span can form) in Markdown.
+The browser's own sanitizer is a second line, not the first."""
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -31,6 +37,10 @@ CSS = """
 .crs-empty { opacity: 0.75; }
 .crs-attribution { font-size: 0.8em; opacity: 0.75; }
 """
+
+# Markdown punctuation that can start markup: links and images ([ ] !), emphasis (* _ ~),
+# code (`), headings (#), tables (|), the backslash itself; < > & are HTML-escaped first.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]!#|~{}])")
 
 EMPTY_CARDS = (
     '<p class="crs-empty">No recommendations yet. Tell me a film you loved, or what you are in the mood for.</p>'
@@ -64,12 +74,20 @@ def card_html(item: Item, reason: str, liked: bool = False) -> str:
     )
 
 
+def safe_markdown(text: object) -> str:
+    """``text`` shown literally in Markdown (which also renders HTML): HTML-escaped, and every
+    character that could start Markdown markup backslash-escaped. Line breaks are kept."""
+    escaped = html.escape(str(text) if text is not None else "", quote=False)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", escaped)
+
+
 def compose_message(reply: str, notes: Sequence[str], steps: Sequence[str]) -> str:
-    """The assistant's chat message: notices, the reply, and the tool steps folded away."""
-    parts = [f"_{html.escape(n)}_" for n in notes]
-    parts.append(reply or "…")
+    """The assistant's chat message: notices, the reply, and the tool steps folded away. The
+    reply (model output naming catalog titles) and the notices are shown as plain text."""
+    parts = [f"_{safe_markdown(n)}_" for n in notes]
+    parts.append(safe_markdown(reply) if reply else "…")
     if steps:
-        body = "\n".join(f"- {html.escape(s)}" for s in steps)
+        body = "\n".join(f"- {safe_markdown(s)}" for s in steps)
         parts.append(f"<details><summary>Tool steps</summary>\n\n{body}\n</details>")
     return "\n\n".join(parts)
 

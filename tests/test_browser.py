@@ -314,3 +314,47 @@ def test_logins_keep_profiles_apart(browser_ready: None, real_agent: Agent) -> N
             page.browser.quit()
     finally:
         demo.close()
+
+
+XSS_TITLE = '<img src=x onerror="window.__xss=1">'
+
+
+def test_html_in_titles_and_replies_never_runs(
+    browser_ready: None, small_catalog: Catalog, catalog: Catalog, embedder
+) -> None:  # noqa: ANN001
+    """A film titled like an attack, and a model reply carrying markup, shown in the real page:
+    nothing runs, nothing becomes an element, and the text is still shown as text."""
+    from crs.catalog import Item
+    from crs.llm import ScriptedChatModel
+    from crs.store import ItemStore
+
+    evil = Item(
+        "evil-1979",
+        XSS_TITLE,
+        1979,
+        ("Horror", "Science Fiction"),
+        summary="A crew in deep space answers a distress call and meets a deadly alien creature.",
+    )
+    cfg = test_config(Path(tempfile.mkdtemp(prefix="crs-xss-")))
+    store = ItemStore(cfg, embedder=embedder)
+    store.index([*small_catalog.items, evil], progress=False)
+    llm = ScriptedChatModel(default='<img src=x onerror="window.__xss=2"> <script>window.__xss=3</script> enjoy it')
+    agent = Agent(cfg, Catalog([*catalog.items, evil]), store, llm)
+    demo, url = serve(agent)
+    page = Page(start_chrome(), url)
+    try:
+        page.open()
+        page.send("a space horror film about a crew meeting a deadly alien creature")
+        cards = page.wait("the evil film among the cards", lambda: [c for c in page.cards() if c[0] == "evil-1979"])
+        assert cards[0][1].startswith(XSS_TITLE)  # the card shows the title as text
+        slot = next(n for n, (i, _) in enumerate(page.cards()) if i == "evil-1979")
+        page.css(f"#crs-card-{slot}-up")[0].click()
+        page.wait("the liked chip", lambda: XSS_TITLE in page.text("crs-likes"), 30)
+        assert XSS_TITLE in page.text("crs-feedback")
+        assert XSS_TITLE in page.wait("the reply", page.bot_messages)[-1]
+        page.shot("xss")
+        assert page.browser.execute_script("return window.__xss === undefined")
+        assert not page.css("img[src='x']") and not page.css("#crs-chat script")
+    finally:
+        page.browser.quit()
+        demo.close()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import socket
 import urllib.request
 from pathlib import Path
@@ -102,6 +103,12 @@ def test_cards_and_messages_escape_html() -> None:
     assert "<script>" not in html_text and "javascript:" not in html_text and "<img" not in html_text
     assert "<b>" not in html_text
     assert "<script>" not in compose_message("ok", ["<script>"], ["<script>x</script>"])
+    # The reply (model output naming catalog titles) is text too: no HTML, no Markdown link or image.
+    shown = compose_message(
+        "<script>x</script> [go](javascript:alert(1)) ![i](http://e/i.png)\n1. Alien (1979)", [], []
+    )
+    assert "<script>" not in shown and not re.search(r"(?<!\\)\]\(|(?<!\\)!(?<!\\)\[", shown)  # no unescaped ]( or ![
+    assert "&lt;script&gt;" in shown and "\n1. Alien (1979)" in shown  # still readable, lists still lists
 
 
 def test_parse_auth_and_user_of() -> None:

@@ -1,0 +1,97 @@
+"""Keeping conversations bounded in memory: a session's turn list, and idle or surplus sessions.
+
+``bound_turns`` keeps a session's last turns whole and folds older ones into one summary turn
+that holds only what later turns still need: the preference keys the user asked to forget, so
+the saved profile does not bring them back (``crs.profile.suppressed_keys`` reads them). The
+belief already holds everything else the old turns said. Tool outputs (up to 50 candidate
+items each) are dropped from all but the latest turns; a profile edit's output is kept, since
+it lifts an earlier "forget".
+
+``SessionReaper`` drops whole page sessions (Gradio's per-tab state, including its copy of the
+page's configuration, about 150 KB each) once they have been idle for the configured time;
+Gradio's own ``state_session_capacity`` caps how many are held.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from crs.profile import ProfileEdit, suppressed_keys
+from crs.state import BeliefUpdate, Session, ToolEvent, Turn
+
+log = logging.getLogger(__name__)
+
+SUMMARY_ACT = "summary"
+KEEP_TOOL_OUTPUTS = 2  # turns at the end whose tool outputs are kept whole
+
+
+def _light(event: ToolEvent) -> ToolEvent:
+    if isinstance(event.result.output, ProfileEdit) or event.result.output is None:
+        return event
+    return replace(event, result=replace(event.result, output=None))
+
+
+def bound_turns(session: Session, max_turns: int) -> None:
+    """Keep ``session``'s last ``max_turns`` turns (at least 1); fold the rest into one summary turn."""
+    max_turns = max(1, max_turns)
+    turns = session.turns
+    if len(turns) > max_turns + 1 or (len(turns) == max_turns + 1 and turns[0].act != SUMMARY_ACT):
+        dropped, kept = turns[:-max_turns], turns[-max_turns:]
+        forgotten = tuple(sorted(suppressed_keys(dropped, BeliefUpdate())))
+        summary = Turn(
+            index=dropped[-1].index,  # the last turn it stands for
+            user=f"(turns up to {dropped[-1].index}, folded)",
+            reply="",
+            act=SUMMARY_ACT,
+            item_ids=(),
+            update=BeliefUpdate(retract=forgotten),
+        )
+        turns[:] = [summary, *kept]
+    for turn in turns[:-KEEP_TOOL_OUTPUTS]:
+        if any(e.result.output is not None and not isinstance(e.result.output, ProfileEdit) for e in turn.tools):
+            turn.tools = tuple(_light(e) for e in turn.tools)
+
+
+class SessionReaper:
+    """Drops Gradio page sessions idle for longer than ``idle_seconds``.
+
+    ``reap`` is cheap to call from any handler: it runs at most once per ``interval`` seconds.
+    It reaches into Gradio's ``StateHolder`` (``session_data``, ``time_last_used``), which the
+    tests pin for the installed Gradio."""
+
+    def __init__(self, idle_seconds: float, interval: float | None = None) -> None:
+        self.idle = timedelta(seconds=max(0.0, idle_seconds))
+        self.interval = interval if interval is not None else min(60.0, max(1.0, idle_seconds / 4))
+        self._last = float("-inf")
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def reap(self, state_holder: Any, force: bool = False) -> int:
+        """Delete the idle sessions of ``state_holder``; return how many were dropped."""
+        if state_holder is None:
+            return 0
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._last < self.interval:
+                return 0
+            self._last = now
+        cutoff = datetime.now() - self.idle
+        last_used: dict[str, datetime] = getattr(state_holder, "time_last_used", {})
+        idle = [sid for sid, when in list(last_used.items()) if when < cutoff]
+        for sid in idle:
+            try:
+                state_holder.delete_state(sid)  # runs the State components' delete callbacks
+            except Exception:  # a callback failing must not keep the rest alive
+                log.exception("deleting the state of an idle session failed")
+            with state_holder.lock:
+                state_holder.session_data.pop(sid, None)
+                last_used.pop(sid, None)
+        if idle:
+            self.dropped += len(idle)
+            log.info("dropped %d idle session(s); %d held", len(idle), len(state_holder.session_data))
+        return len(idle)
