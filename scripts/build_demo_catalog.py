@@ -1,14 +1,20 @@
 """Build knowledge/movies.jsonl.gz from prust/wikipedia-movie-data (see ../shared/data).
 
-Usage: python scripts/build_demo_catalog.py [SRC_DIR] [OUT]
+Usage: python scripts/build_demo_catalog.py [SRC_DIR] [OUT] [REDIAL_MOVIES_CSV]
 
 Records with the same (title, year) are merged: genres and cast are unioned in order,
 the longest summary and the first article link win. Thumbnails are dropped (posters
 are mostly non-free). Ids are stable slugs of title and year, e.g. ``alien-1979``.
+
+``popularity`` is how often the film was mentioned in ReDial's movie chats (``nbMentions`` of
+ReDial's ``movies_with_mentions.csv``, CC BY 4.0, Li et al. 2018), matched by normalised title and
+year (±1); 0 for films ReDial never mentions. It is the prior that picks the well-known film among
+namesakes and lets a bare "a comedy" start from films people talk about.
 """
 
 from __future__ import annotations
 
+import csv
 import glob
 import gzip
 import hashlib
@@ -62,6 +68,35 @@ def merge(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _norm(title: str) -> str:
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().casefold()
+    text = re.sub(r"[^a-z0-9]+", " ", text.replace("&", " and ")).strip()
+    return re.sub(r"^(the|a|an) ", "", text)
+
+
+def redial_mentions(path: str) -> dict[tuple[str, int], int]:
+    """{(normalised title, year): mentions} from ReDial's movies_with_mentions.csv."""
+    out: dict[tuple[str, int], int] = {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            m = re.match(r"^\s*(.*?)\s*\((\d{4})\)\s*$", row["movieName"] or "")
+            if m:
+                key = (_norm(m.group(1)), int(m.group(2)))
+                out[key] = out.get(key, 0) + int(row.get("nbMentions") or 0)
+    return out
+
+
+def add_popularity(items: list[dict], mentions: dict[tuple[str, int], int]) -> int:
+    """Set each item's popularity from ReDial mentions (year ±1); return how many matched."""
+    matched = 0
+    for item in items:
+        key = _norm(item["title"])
+        count = max((mentions.get((key, item["year"] + d), 0) for d in (0, -1, 1)), default=0)
+        item["popularity"] = count
+        matched += count > 0
+    return matched
+
+
 def main(argv: list[str]) -> int:
     src = argv[1] if len(argv) > 1 else "../shared/data/wikipedia-movie-data"
     dst = argv[2] if len(argv) > 2 else "knowledge/movies.jsonl.gz"
@@ -73,6 +108,11 @@ def main(argv: list[str]) -> int:
         print(f"no movies-*.json.gz under {src}", file=sys.stderr)
         return 1
     items = merge(rows)
+    redial = argv[3] if len(argv) > 3 else "../shared/data/redial/official/movies_with_mentions.csv"
+    if os.path.exists(redial):
+        print(f"popularity from ReDial mentions: {add_popularity(items, redial_mentions(redial))} films matched")
+    else:
+        print(f"{redial} not found: popularity left out", file=sys.stderr)
     # mtime=0 keeps the gzip bytes reproducible, so rebuilding does not dirty git.
     with open(dst, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz:
         for item in items:
