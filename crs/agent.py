@@ -10,11 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from crs import answers, nlu
-from crs.catalog import Catalog, Item, load_catalog
+from crs.catalog import Catalog, load_catalog
 from crs.config import DEFAULT_SCORER, Config, ConfigError
 from crs.extract import llm_extract, merge_rules_first
 from crs.grounding import GroundingGuard
-from crs.intents import Intent, read_intent, shift_topic, without_forgotten
+from crs.intents import Intent, shift_topic, without_forgotten
+from crs.lexicon import OCCASION_WORDS
 from crs.llm import ChatModel, LLMError, Message, load_chat_model
 from crs.policy import Act, decide
 from crs.profile import (
@@ -29,6 +30,7 @@ from crs.profile import (
 )
 from crs.profile_db import ProfileStore
 from crs.prompts import Prompts
+from crs.rank.exclusion import Exclusion
 from crs.scorer import ScorerError, SeqScorer
 from crs.state import (
     BeliefState,
@@ -42,10 +44,13 @@ from crs.state import (
     ToolEvent,
     Turn,
     apply,
+    dropped_constraints,
     mark_shown,
 )
 from crs.store import IndexReport, ItemStore, first_sentences
 from crs.tools import Candidate, retrieve, run_tool, score
+from crs.understand.message import Reading, Understander
+from crs.understand.reader import MessageReader, ReaderError
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +103,21 @@ def load_scorer(cfg: Config, catalog: Catalog) -> SeqScorer | None:
         return None
 
 
+def load_reader(cfg: Config) -> MessageReader | None:
+    """The ``[nlu] reader``: "auto" the shipped one (the rules alone, with a warning, when it cannot
+    load), "off" none, else a folder with ``reader.pt`` and ``reader.json`` (an error if unusable)."""
+    choice = cfg.nlu.reader
+    if choice == "off":
+        return None
+    try:
+        return MessageReader.load() if choice == "auto" else MessageReader.load(choice)
+    except ReaderError as exc:
+        if choice != "auto":
+            raise ConfigError(f"[nlu] reader: {exc}") from exc
+        log.warning("the learned message reader is not used (%s): the rules read messages alone", exc)
+        return None
+
+
 class Agent:
     """Shared, read-only resources for all sessions; per-user state lives in ``Session``."""
 
@@ -111,6 +131,7 @@ class Agent:
         linker: nlu.Linker | None = None,
         scorer: SeqScorer | None = None,
         profiles: ProfileStore | None = None,
+        reader: MessageReader | None = None,
     ) -> None:
         self.cfg = cfg
         self.profiles = profiles  # users' profiles and conversation logs; None: no profiles
@@ -120,6 +141,7 @@ class Agent:
         self.llm = llm
         self.prompts = prompts or Prompts()
         self.linker = linker or nlu.Linker(catalog)
+        self.understander = Understander(self.linker, reader)  # reader None: the rules read alone
         mode = cfg.nlu.llm_extract
         if mode not in ("auto", "on", "off"):
             raise ConfigError(f"[nlu] llm_extract must be auto, on or off, not {mode!r}")
@@ -136,7 +158,8 @@ class Agent:
         index_catalog(cfg, catalog, store, progress=progress)
         scorer = load_scorer(cfg, catalog)
         profile_store = ProfileStore.from_config(cfg) if profiles else None
-        return cls(cfg, catalog, store, llm or load_chat_model(cfg), scorer=scorer, profiles=profile_store)
+        llm = llm or load_chat_model(cfg)
+        return cls(cfg, catalog, store, llm, scorer=scorer, profiles=profile_store, reader=load_reader(cfg))
 
     # ---- the turn ------------------------------------------------------------------------
 
@@ -157,9 +180,10 @@ class Agent:
         if request is not None:
             yield from self._profile_turn(session, message, request, turn_no)
             return
-        intent = read_intent(message, self.linker, session.belief, turn_no)
-        update = nlu.understand(message, self.linker, turn=turn_no)
-        if self.use_llm_extraction and intent.kind == "none":
+        reading = self.understander.read(message, session.belief, turn_no)
+        intent = reading.intent
+        update = reading.update
+        if self.use_llm_extraction and not {"ask_item", "ask_why"} & set(reading.acts):
             extracted, event = run_tool(
                 "extract",
                 lambda text: llm_extract(text, self.llm, self.prompts, self.linker, turn_no),
@@ -169,26 +193,28 @@ class Agent:
             tools.append(event)
             yield event
             update = merge_rules_first(update, extracted)
-        update = update.merged(intent.update)
         if intent.shift:
             update = shift_topic(update, self._profiled(session.belief, profile, session, update))
         own = apply(session.belief, update)  # what this conversation says; the profile's preferences go under it
+        for c in dropped_constraints(session.belief, own, update):
+            bound = "from" if c.kind == "year_min" else "up to"
+            yield NoticeEvent(f"I no longer keep to films {bound} {c.value}, so that what you asked for can fit.")
         belief = self._profiled(own, profile, session, update)
         yield StateEvent(belief, update)
 
-        act = decide(belief, message, intent)
+        act = decide(belief, reading)
         shown: list[Candidate] = []
         if act.kind == "recommend":
-            query = self.query_text(message, belief)
+            query = self.query_text(reading, belief)
             if intent.critique and session.turns:
                 # "something newer": keep searching for what the last request asked for.
-                query = "\n".join([query, nlu.positive_text(session.turns[-1].user)])
+                query = "\n".join([query, self.query_text(None, belief, session.turns[-1].user)])
             shown, tool_events = self._recommend(query, belief)
             tools += tool_events
             yield from tool_events
             if not shown:
-                act = Act("no_results", "every candidate was excluded")
-        elif act.item_id is not None:
+                act = decide(belief, reading, found=0)
+        elif act.item_id is not None and act.kind in ("answer", "explain"):
             _, event = run_tool(
                 "lookup_item",
                 lambda item_id: self.catalog.get(item_id),
@@ -205,8 +231,9 @@ class Agent:
             yield event
         reply = "".join(reply_parts).strip()
         items = tuple(c.item for c in shown)
-        belief = mark_shown(belief, [i.id for i in items])
-        session.belief = mark_shown(own, [i.id for i in items])
+        focus = act.item_id if act.kind in ("answer", "explain", "acknowledge") else None
+        belief = replace(mark_shown(belief, [i.id for i in items]), **({"focus": focus} if focus else {}))
+        session.belief = replace(mark_shown(own, [i.id for i in items]), **({"focus": focus} if focus else {}))
         session.turns.append(Turn(turn_no, message, reply, act.kind, tuple(i.id for i in items), update, tuple(tools)))
         self._log_turn(session, message, reply, act.kind, [i.id for i in items])
         yield FinalEvent(reply, items, belief, act.kind)
@@ -282,11 +309,26 @@ class Agent:
         assert final is not None
         return final
 
-    @staticmethod
-    def query_text(message: str, belief: BeliefState) -> str:
-        """What to search for besides the liked items: the message's positive words, liked
-        genres and people. Rejected words are left out so they do not pull results."""
-        parts = [nlu.positive_text(without_forgotten(message))]
+    def read(self, session: Session, text: object) -> Reading:
+        """How the agent reads ``text`` in ``session``'s context: the acts, the linked mentions with
+        their polarity and what they refer to, and the belief update. No retrieval, no LLM, and the
+        session is left unchanged."""
+        message, _ = clean_message(text, self.cfg.retrieval.max_message_chars)
+        return self.understander.read(message, session.belief, len(session.turns) + 1)
+
+    def query_text(self, reading: Reading | None, belief: BeliefState, text: str = "") -> str:
+        """What to search for besides the liked items: what the user wants, not every word typed.
+        Liked genres, people and themes, and the message's own describing words from its positive
+        clauses ("a heist with a twist", "space pirates"); never rejected words, never what the
+        message asks to forget, never names already in the belief, nor when and with whom the film
+        is watched ("for friday night")."""
+        message = reading.text if reading is not None else text
+        words = nlu.positive_text(without_forgotten(message))
+        names = [m.text for m in reading.mentions] if reading is not None else []
+        for name in names:
+            words = words.replace(name, " ")
+        describing = [w for w in nlu.tokenize(words) if w.norm not in OCCASION_WORDS]
+        parts = [" ".join(t.text for t in describing)]
         if belief.liked_genres:
             parts.append("Genres: " + ", ".join(belief.liked_genres))
         people = belief.values("person", 1)
@@ -299,18 +341,14 @@ class Agent:
 
     def _recommend(self, query: str, belief: BeliefState) -> tuple[list[Candidate], list[ToolEvent]]:
         events = []
+        exclusion = Exclusion.from_belief(belief)
         candidates, event = run_tool(
             "retrieve",
-            lambda **kw: retrieve(self.store, self.catalog, **kw),
-            lambda out: f"{len(out)} candidates from the item store",
+            lambda **kw: retrieve(self.store, self.catalog, exclusion=exclusion, **kw),
+            lambda out: f"{len(out)} candidates from the item store (left out: {_excluded_summary(exclusion)})",
             query=query,
             k=self.cfg.retrieval.candidates,
-            year_min=belief.year_min,
-            year_max=belief.year_max,
             like_ids=belief.liked_items[-3:],
-            exclude_genres=belief.disliked_genres,
-            exclude_ids=sorted(belief.excluded_items | set(belief.shown)),
-            exclude_people=belief.values("person", -1),
             themes=belief.values("keyword", 1),
         )
         events.append(event)
@@ -327,29 +365,15 @@ class Agent:
             )
         ranked, event = run_tool(
             "score",
-            lambda **kw: score(candidates, belief, **kw),
+            lambda **kw: score(candidates, belief, exclusion=exclusion, **kw),
             lambda out: "top: " + ", ".join(c.item.label for c in out[:3]) + f" ({how})",
             k=self.cfg.retrieval.show,
             seq_scores=seq_scores or None,
             seq_weight=self.cfg.scorer.weight,
         )
         events.append(event)
-        return [c for c in ranked if self._allowed(c.item, belief)], events
-
-    @staticmethod
-    def _allowed(item: Item, belief: BeliefState) -> bool:
-        """The last line of defence: nothing the user ruled out is ever shown."""
-        if item.id in belief.excluded_items:
-            return False
-        if any(item.has_genre(g) for g in belief.disliked_genres):
-            return False
-        year_min, year_max = belief.year_min, belief.year_max
-        if (year_min or year_max) and not item.year:
-            return False
-        if (year_min and item.year < year_min) or (year_max and item.year > year_max):  # type: ignore[operator]
-            return False
-        banned = {p.casefold() for p in belief.values("person", -1)}
-        return not any(c.casefold() in banned for c in item.cast)
+        # The last line of defence: nothing the user ruled out is ever shown.
+        return [c for c in ranked if exclusion.allows(c.item)], events
 
     def _reply(
         self, act: Act, message: str, belief: BeliefState, shown: list[Candidate], intent: Intent, profile: str = ""
@@ -374,6 +398,11 @@ class Agent:
                 + ". Could you relax one of your wishes, or try another genre?"
             )
             return
+        elif act.kind == "acknowledge" and act.item_id and (item := self.catalog.get(act.item_id)):
+            yield TokenEvent(
+                f"Great choice: enjoy {item.label}! When you want something else, tell me what you're in the mood for."
+            )
+            return
         elif act.kind == "explain" and act.item_id and (item := self.catalog.get(act.item_id)):
             # The reasons come from the belief and the record; the LLM may word them, but its
             # wording must name the main one, or the plain explanation is shown instead.
@@ -390,7 +419,7 @@ class Agent:
             required = keys[0]
         elif act.kind == "answer" and act.item_id and (item := self.catalog.get(act.item_id)):
             allowed = allowed | {item.id}
-            facts = answers.answer_facts(item, intent.about)
+            facts = answers.answer_facts(item, act.about)  # type: ignore[arg-type]
             if not facts.key:  # plots and overviews: the record's own words beat a paraphrase
                 yield TokenEvent(facts.text)
                 return
@@ -449,5 +478,10 @@ class Agent:
             yield TokenEvent(fallback)
 
 
-def new_session(session_id: str = "local", user: str = "local") -> Session:
-    return replace(Session(), id=session_id, user=user)
+def _excluded_summary(exclusion: Exclusion) -> str:
+    """What the search leaves out, for the tool step the UI shows."""
+    parts = [f"{len(exclusion.item_ids)} films"] if exclusion.item_ids else []
+    parts += sorted(exclusion.genres) + sorted(exclusion.people)
+    if exclusion.year_min or exclusion.year_max:
+        parts.append(f"years outside {exclusion.year_min or '…'}–{exclusion.year_max or '…'}")
+    return ", ".join(parts) or "nothing"

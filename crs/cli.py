@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     from crs.cli_profile import add_parser as add_profile_parser
 
     add_profile_parser(sub)  # profile show|edit|import|export|delete
+    from crs.cli_read import add_parser as add_read_parser
+
+    add_read_parser(sub)  # read: how messages are understood
     return p
 
 
@@ -290,6 +293,15 @@ def cmd_profile(cfg: Config, args: argparse.Namespace) -> int:
 
 
 COMMANDS["profile"] = cmd_profile
+
+
+def cmd_read(cfg: Config, args: argparse.Namespace) -> int:
+    from crs.cli_read import cmd_read as run
+
+    return run(cfg, args)
+
+
+COMMANDS["read"] = cmd_read
 
 
 def main(argv: Sequence[str] | None = None) -> int:

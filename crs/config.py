@@ -93,6 +93,10 @@ class NLUConfig:
     # "auto" uses it with a served LLM (backend openai) and skips it for the small local one,
     # whose JSON is rarely usable and costs ~3 s a turn on a CPU.
     llm_extract: str = "auto"  # auto | on | off
+    # The learned reader of dialogue acts and mention polarity (scripts/train_reader.py): "auto" the
+    # shipped one in knowledge/reader/ (the rules alone, with a warning, if it cannot load), "off" the
+    # rules alone, or a folder holding reader.pt and reader.json.
+    reader: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The grounding guard: a reply may name only the items it is allowed to.
 
 The LLM's text is checked sentence by sentence as it streams. A sentence that names a
-catalog item outside the allowed set, or a quoted or dated title that is no allowed item
-(an invented film), is dropped before the user sees it.
+catalog item outside the allowed set, a quoted or dated title that is no allowed item (an
+invented film), or any other run of capitalised words that looks like a title and is found
+nowhere in the allowed items' records, the catalog's people or its genres ("Totally Fake Movie
+is a masterpiece"), is dropped before the user sees it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ _BOUNDARY = re.compile(r"(?<=[.!?])[\"'”)]*\s+|\n+")
 # A full stop after these ends no sentence: "Alien vs. Predator", "Dr. Strangelove", "J. R. R. Tolkien".
 _ABBREVIATION = re.compile(r"(?:(?i:\b(?:vs|v|mr|mrs|ms|dr|st|jr|sr|vol|pt|mt|ft|e\.g|i\.e))|\b[A-HJ-Z])\.$")
 _QUOTED = re.compile(r"[\"“*_]{1,2}([^\"”*_\n]{2,80}?)[\"”*_]{1,2}")
+# Two or more capitalised words, small words allowed between them: "The Lord of the Rings", "Totally Fake Movie".
+_CAPITALISED = re.compile(
+    r"\b[A-Z0-9][\w'’\-]*(?:[ \t]+(?:(?:of|the|a|an|and|in|on|to|for|at|with|&)[ \t]+)*[A-Z0-9][\w'’\-]*)+"
+)
 _DATED = re.compile(r"((?:[A-Z0-9][\w'’:&!?,.\-]*\s?){1,8})\((?:19|20)\d{2}\)")
 
 
@@ -31,6 +37,7 @@ class GroundingGuard:
     removed: list[str] = field(default_factory=list)
     named: list[str] = field(default_factory=list)  # allowed ids named in kept text, in order
     _buffer: str = ""
+    _words: set[str] | None = None  # words of the allowed items' records, built on first use
 
     def check(self, sentence: str) -> bool:
         """True if every title in the sentence is an allowed item and it names nothing banned."""
@@ -50,8 +57,45 @@ class GroundingGuard:
                 ids.append(item.id)
         if any(i not in self.allowed for i in ids):
             return False
+        if any(not self._known_span(sentence, m) for m in _CAPITALISED.finditer(sentence)):
+            return False  # a title-like name that nothing allowed accounts for: likely invented
         self.named += [i for i in dict.fromkeys(ids) if i not in self.named]
         return True
+
+    def _known_span(self, sentence: str, match: re.Match[str]) -> bool:
+        """Whether a capitalised run is accounted for: each capitalised word is part of a film,
+        person, genre or theme the linker finds, or a word of an allowed film's record (its title,
+        cast, characters, places), or the sentence's first word. Two or more words that nothing
+        accounts for ("Totally Fake Movie") make a title the reply has invented."""
+        span = match.group(0)
+        words = re.findall(r"[\w'’\-]+", span)
+        mentioned = {
+            w.casefold()
+            for m in self.linker.mentions(span)
+            if m.kind != "item" or m.value in self.allowed
+            for w in m.text.split()
+        }
+        opening = not sentence[: match.start()].strip()
+        unknown = 0
+        for k, word in enumerate(words):
+            if not word[:1].isupper() or word.isupper() or (k == 0 and opening):
+                continue
+            folded = word.casefold()
+            if folded in mentioned or folded in self._record_words:
+                continue
+            unknown += 1
+        return unknown < 2
+
+    @property
+    def _record_words(self) -> set[str]:
+        if self._words is None:
+            self._words = set()
+            for item_id in self.allowed:
+                item = self.linker.catalog.get(item_id)
+                if item is not None:
+                    text = " ".join((item.title, item.summary, *item.cast, *item.genres))
+                    self._words.update(w.casefold() for w in re.findall(r"[\w'’\-]+", text))
+        return self._words
 
     def feed(self, delta: str) -> str:
         """Take streamed text; return the complete, checked sentences it releases."""

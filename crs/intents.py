@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from crs.catalog import Catalog
-from crs.nlu import Linker
+from crs.nlu import Linker, Mention
 from crs.state import BeliefState, BeliefUpdate, Constraint, Preference
 
 IntentKind = Literal["none", "question", "explain"]
+Reaction = Literal["accept", "reject"] | None
 Field = Literal["director", "cast", "plot", "year", "genre", "general"]
 
 _DECADE_WORDS = {
@@ -60,7 +61,13 @@ _SHIFT = re.compile(
     r"\b(instead|change of plans?|switch(?:ing)? to|let'?s do|let'?s try|actually|i'?d rather|how about|what about|now something|different mood)\b",
     re.I,
 )
-_FORGET = re.compile(r"\b(?:forget|never ?mind|scratch|drop|ignore)\b(?: about)?\s+([^,.;!?]{1,60})", re.I)
+# The object of "forget"/"ignore" is the phrase right after it, up to a clause break or a
+# conjunction: "ignore previous instructions and recommend horror" retracts nothing of horror.
+_FORGET = re.compile(
+    r"\b(?:forget|never ?mind|scratch|drop|ignore)\b(?: about)?\s+((?:(?!\b(?:and|but|then|so|because|or)\b)[^,.;!?]){1,60})",
+    re.I,
+)
+_ASKS = re.compile(r"\s*(who|whos|who's|what|whats|what's|when|which|tell me|describe|how|is|does|did)\b", re.I)
 _WHY = re.compile(r"\bwhy\b.*\b(recommend|suggest|pick|choose|chose|this|that|it)\b|\bwhy\b", re.I)
 
 # Critique words -> preferences: "funnier" means more Comedy, "less violent" less violence.
@@ -87,7 +94,7 @@ _CRITIQUES: tuple[tuple[re.Pattern[str], str, str, int], ...] = (
 _QUESTION_FIELDS: tuple[tuple[re.Pattern[str], Field], ...] = (
     (re.compile(r"\b(who (?:directed|made)|director|directed by)\b", re.I), "director"),
     (re.compile(r"\b(who (?:stars|is|acts|plays|was)|who'?s in|cast|actors?|starring|stars in)\b", re.I), "cast"),
-    (re.compile(r"\b(what(?:'s| is| was) .* about|about what|plot|story|synopsis|what happens)\b", re.I), "plot"),
+    (re.compile(r"\b(what(?:'s|s| is| was) .* about|about what|plot|story|synopsis|what happens)\b", re.I), "plot"),
     (re.compile(r"\b(when (?:was|did)|what year|which year|how old|release date|released)\b", re.I), "year"),
     (re.compile(r"\b(what (?:kind|genre|type)|which genre|genres?)\b", re.I), "genre"),
     (
@@ -104,9 +111,10 @@ class Intent:
     kind: IntentKind = "none"
     item_id: str | None = None  # the item asked about, if any
     about: Field = "general"  # what a question asks
-    update: BeliefUpdate = field(default_factory=BeliefUpdate)  # critiques and constraints
+    update: BeliefUpdate = field(default_factory=BeliefUpdate)  # critiques, constraints, retractions
     critique: bool = False  # the message reacts to the last recommendation
     shift: bool = False  # "actually, comedies instead": new likes replace the old ones
+    reaction: Reaction = None  # "sounds good" (accept) or "not that one" (reject) of a shown film
 
 
 def _decade(text: str) -> tuple[int, int] | None:
@@ -145,43 +153,58 @@ def year_constraints(text: str, belief: BeliefState, catalog: Catalog, turn: int
     return tuple(out)
 
 
-def read_intent(text: str, linker: Linker, belief: BeliefState, turn: int) -> Intent:
-    """Questions, explanation requests, critiques and constraints in one message."""
+def question_field(text: str) -> Field:
+    """What a question about a film asks: its director, cast, plot, year, genre, or all of it."""
+    for pattern, fld in _QUESTION_FIELDS:
+        if pattern.search(text):
+            return fld
+    return "general"
+
+
+def read_intent(
+    text: str,
+    linker: Linker,
+    belief: BeliefState,
+    turn: int,
+    mentions: list[Mention] | None = None,
+    referent: str | None = None,
+) -> Intent:
+    """Questions, explanation requests, critiques, reactions and constraints in one message (rules).
+    ``referent``: the shown film the message points at ("the fourth one"), when known."""
     catalog = linker.catalog
-    items = [m.value for m in linker.mentions(text) if m.kind == "item"]
-    referent = items[0] if items else (belief.last_shown[0] if belief.last_shown else None)
-    if re.search(r"\b(the|that|this) (first|top|one|film|movie)\b|\bit\b", text, re.I) and not items:
-        referent = belief.last_shown[0] if belief.last_shown else None
+    mentions = linker.mentions(text) if mentions is None else mentions
+    items = [m.value for m in mentions if m.kind == "item"]
+    pointed = referent is not None
+    if referent is None:
+        referent = items[0] if items else (belief.last_shown[0] if belief.last_shown else None)
     prefs: list[Preference] = []
     critique = False
     for pattern, kind, value, polarity in _CRITIQUES:
         if m := pattern.search(text):
             prefs.append(Preference(kind, value, polarity, turn=turn, source="critique", text=m.group(0)))  # type: ignore[arg-type]
             critique = True
+    reaction: Reaction = None
     if belief.last_shown and _NOT_THAT.search(text) and not items:
-        prefs.append(Preference("item", belief.last_shown[0], -1, turn=turn, source="critique", text="not that one"))
-        critique = True
-    accepted: tuple[str, ...] = ()
-    if belief.last_shown and _ACCEPT.search(text):
-        accepted = (items[0] if items and items[0] in belief.last_shown else belief.last_shown[0],)
+        reaction, critique = "reject", True
+    elif belief.last_shown and _ACCEPT.search(text):
+        reaction = "accept"
     constraints = year_constraints(text, belief, catalog, turn)
     critique = critique or any(c.text.endswith("last picks") for c in constraints)
     retract: list[tuple[str, str]] = []
     for m in _FORGET.finditer(text):  # "forget horror", "never mind Tom Hanks"
         retract += [(x.kind, x.value) for x in linker.mentions(m.group(1))]
-    update = BeliefUpdate(preferences=tuple(prefs), constraints=constraints, accepted=accepted, retract=tuple(retract))
+    update = BeliefUpdate(preferences=tuple(prefs), constraints=constraints, retract=tuple(retract))
     shift = bool(_SHIFT.search(text)) or bool(retract)
 
-    is_question = "?" in text or re.match(r"\s*(who|what|when|which|tell me|describe|how)\b", text, re.I)
-    if _WHY.search(text) and referent and (items or belief.last_shown):
-        return Intent("explain", referent, "general", update, critique, shift)
-    if is_question and items:
-        for pattern, fld in _QUESTION_FIELDS:
-            if pattern.search(text):
-                return Intent("question", items[0], fld, update, critique, shift)
-        if re.match(r"\s*(what|tell me|describe)\b", text, re.I):
-            return Intent("question", items[0], "general", update, critique, shift)
-    return Intent("none", None, "general", update, critique, shift)
+    is_question = "?" in text or _ASKS.match(text)
+    if _WHY.search(text) and referent and (items or belief.last_shown or pointed):
+        return Intent("explain", referent, "general", update, critique, shift, reaction)
+    asked = items[0] if items and not pointed else referent if pointed else None
+    if is_question and asked:
+        fld = question_field(text)
+        if fld != "general" or re.match(r"\s*(what|whats|tell me|describe)\b", text, re.I):
+            return Intent("question", asked, fld, update, critique, shift, reaction)
+    return Intent("none", None, "general", update, critique, shift, reaction)
 
 
 def without_forgotten(text: str) -> str:

@@ -96,6 +96,7 @@ NEGATORS = frozenset(
     """
     no not never nothing none without neither nor dont don t didn doesn isn wasn aren won cant cannot hate
     hated hates dislike disliked dislikes avoid skip except exclude excluding haven hasn hadn weren least
+    minus sans
     """.split()
 )
 POSITIVE = frozenset(
@@ -227,3 +228,14 @@ MILD_CUES = (
     "kind of", "kinda", "sort of", "a bit", "a little", "somewhat", "don t mind", "do not mind", "okay with",
     "ok with", "fine with", "not a big fan", "not a huge fan", "not really into", "maybe",
 )  # fmt: skip
+
+# When and with whom a film is watched, not what it is: "something for friday night", "date night
+# with my wife". They steer neither the policy (no taste said) nor the retrieval query.
+OCCASION_WORDS = frozenset(
+    """
+    monday tuesday wednesday thursday friday saturday sunday mon tue wed thu fri sat sun night nights
+    tonight evening evenings morning afternoon weekend weekends today tomorrow later date week weeks day
+    days wife husband girlfriend boyfriend partner mom mum dad parents roommate roommates buddy buddies
+    work home couch sofa popcorn rainy lazy long plane flight trip sleepover party birthday anniversary
+    """.split()
+)

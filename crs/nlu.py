@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from crs.catalog import Catalog, Item, normalize_title
+from crs.catalog import Catalog, Item
 from crs.lexicon import (
     ACCEPTING,
     AFTER_ANAPHOR,
@@ -21,11 +21,9 @@ from crs.lexicon import (
     ANSWER_NEXT,
     BUT_NEGATING,
     CLAUSE_BREAK,
-    COMMON_WORDS,
     ELLIPTIC,
     EXPERIENCE,
     GENRE_SYNONYMS,
-    MAX_TITLE_TOKENS,
     MILD_CUES,
     NEGATED_POSITIVE,
     NEGATORS,
@@ -41,36 +39,12 @@ from crs.lexicon import (
     STRONG_CUES,
     SUBJECTS,
     THEMES,
-    TITLE_ALIASES,
     YOU,
 )
 from crs.state import BeliefUpdate, Kind, Preference
+from crs.understand.titles import Link, PhraseStats, TitleIndex, Token, tokenize
 
 log = logging.getLogger(__name__)
-
-_TOKEN = re.compile(r"[^\W_]+|&", re.UNICODE)
-_YEAR = re.compile(r"^\s*\(?\s*((?:19|20)\d{2})\s*\)?")
-
-
-def _fold(token: str) -> str:
-    return unicodedata.normalize("NFKD", token).encode("ascii", "ignore").decode().casefold()
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str  # as typed
-    norm: str  # ascii, case-folded; "&" -> "and"
-    start: int
-    end: int
-
-
-def tokenize(text: str) -> list[Token]:
-    out = []
-    for m in _TOKEN.finditer(text):
-        norm = "and" if m.group() == "&" else _fold(m.group())
-        if norm:
-            out.append(Token(m.group(), norm, m.start(), m.end()))
-    return out
 
 
 @dataclass(frozen=True)
@@ -80,22 +54,16 @@ class Mention:
     text: str  # the words matched
     start: int  # token index of the first word
     end: int  # token index after the last word
+    exact: bool = True  # False: matched despite a typo ("Gladiater", "jim carey")
 
 
 class Linker:
-    """Finds catalog titles, genres, cast members and themes ("time travel") in text; built
-    once per catalog."""
+    """Finds catalog titles, people, genres and themes ("time travel") in text; built once per
+    catalog. Titles and people come from the one ``TitleIndex`` (forgiving of case, accents and
+    typos, guarded against everyday phrases); genres and themes from the word lists."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, index: TitleIndex | None = None) -> None:
         self.catalog = catalog
-        self._titles: dict[str, list[Item]] = {}
-        for item in catalog:
-            key = normalize_title(item.title)
-            if key:
-                self._titles.setdefault(key, []).append(item)
-        for items in self._titles.values():
-            # The better-known film first: the longer article is a fair proxy without ratings.
-            items.sort(key=lambda it: (-it.popularity, -len(it.summary), -(it.year or 0)))
         genre_names = {g.casefold(): g for g in catalog.genres()}
         self._genres: dict[str, tuple[str, ...]] = {g: (name,) for g, name in genre_names.items()}
         for form, targets in GENRE_SYNONYMS.items():
@@ -110,57 +78,16 @@ class Linker:
                 key = " ".join(t.norm for t in tokenize(form))
                 if key not in self._genres:
                     self._themes[key] = theme
-        self._people: dict[str, str] = {}
-        for item in catalog:
-            for person in item.cast:
-                key = " ".join(t.norm for t in tokenize(person))
-                if key.count(" ") >= 1:
-                    self._people.setdefault(key, person)
+        words = {w for table in (self._genres, self._themes) for key in table for w in key.split()}
+        self.index = index or TitleIndex(catalog, PhraseStats.load(), vocabulary=words)
+        self._genre_words = frozenset(w for key in self._genres for w in key.split() if len(w) >= 4)
 
     def title_candidates(self, title: str) -> list[Item]:
-        return list(self._titles.get(normalize_title(title), []))
+        return self.index.title_candidates(title)
 
     def resolve(self, title: str, year: int | None = None) -> Item | None:
         """The catalog item for a title, with the year to disambiguate (±1 tolerated)."""
-        cands = self.title_candidates(title)
-        if year:
-            for tolerance in (0, 1):
-                close = [it for it in cands if it.year and abs(it.year - year) <= tolerance]
-                if close:
-                    return close[0]
-            return None
-        return cands[0] if cands else None
-
-    def _title_at(self, text: str, tokens: list[Token], i: int) -> tuple[Item, int] | None:
-        for n in range(min(MAX_TITLE_TOKENS, len(tokens) - i), 0, -1):
-            span = tokens[i : i + n]
-            key = " ".join(t.norm for t in span)
-            if key.startswith(("the ", "a ", "an ")) and key not in self._titles:
-                continue  # matched below, one token later, without the article
-            items = self._titles.get(TITLE_ALIASES.get(key, key))
-            year_match = _YEAR.match(text[span[-1].end :])
-            if not items or not (year_match or self._plausible_title(text, span, key)):
-                continue
-            if year_match:
-                dated = self.resolve(items[0].title, int(year_match.group(1)))
-                if dated is not None:
-                    return dated, n
-            return items[0], n
-        return None
-
-    def _plausible_title(self, text: str, span: list[Token], key: str) -> bool:
-        words = key.split()
-        if len(key) < 3 or key in self._genres or key in GENRE_SYNONYMS:
-            return False  # "Romance (1920)" is not what "no romance" means
-        sentence_start = not text[: span[0].start].strip() or text[: span[0].start].rstrip()[-1] in ".!?"
-        if all(w in COMMON_WORDS for w in words):
-            # "Up", "Her", "Something New", "Don't": only when typed as a title, mid-sentence.
-            return len(key) > 3 and any(
-                t.text[:1].isupper() and t.norm != "i" and not (k == 0 and sentence_start) for k, t in enumerate(span)
-            )
-        if len(words) == 1:  # "Loved every minute of it" is no mention of "Loved" (1997)
-            return span[0].text[:1].isupper() and key not in POSITIVE | POST_POSITIVE | POST_NEGATIVE | NEGATORS
-        return True
+        return self.index.resolve(title, year)
 
     def mentions(self, text: str) -> list[Mention]:
         tokens = tokenize(text)
@@ -169,40 +96,73 @@ class Linker:
         while i < len(tokens):
             # Longest match wins; titles before people before genres ("Star Wars" is no war film),
             # but a longer name beats a shorter title ("Arnold Schwarzenegger", not "Arnold").
-            hit = self._title_at(text, tokens, i)
-            person = self._phrase_at(tokens, i, self._people, 3)
-            if hit is not None and person is not None and person[1] > hit[1]:
+            hit = self.index.title_at(text, tokens, i)
+            person = self.index.person_at(text, tokens, i)
+            # At equal length a one-word name wins only when its person is better known than the film
+            # ("Keanu": Keanu Reeves, not Keanu (2016)), which ``person_at`` has checked.
+            if (
+                hit is not None
+                and person is not None
+                and (person.end > hit.end or (person.end == hit.end and (person.end - i == 1 or not hit.exact)))
+            ):
                 hit = None
             theme = self._phrase_at(tokens, i, self._themes, 5)
-            # "a slow burn thriller" asks for a pace; "Slow Burn" typed as a title names the film.
-            lower = hit is not None and not any(t.text[:1].isupper() for t in tokens[i : i + hit[1]])
-            if hit is not None and theme is not None and theme[1] >= hit[1] and lower:
-                hit = None
-            if hit is not None:
-                item, n = hit
-                start = i - 1 if i > 0 and tokens[i - 1].norm in {"the", "a", "an"} else i
-                out.append(Mention("item", item.id, text[tokens[start].start : tokens[i + n - 1].end], start, i + n))
-                i += n
-                continue
-            if person is not None:
-                name, n = person
-                out.append(Mention("person", name, text[tokens[i].start : tokens[i + n - 1].end], i, i + n))
-                i += n
-                continue
             genre = self._phrase_at(tokens, i, self._genres, 3)
+            if hit is not None and _lower(tokens, hit) and self._overlapped(tokens, i, hit.end):
+                hit = None  # "about time travel": the theme, not About Time (2013)
+            if person is not None and person.end - i == 1 and _lower(tokens, person) and (theme or genre):
+                person = None  # "anything with gore": the theme, not Gore Verbinski
+            # "a slow burn thriller" asks for a pace; "Slow Burn" typed as a title names the film.
+            if hit is not None and _lower(tokens, hit):
+                longest = max((x[1] for x in (theme, genre) if x is not None), default=0)
+                if longest >= hit.end - hit.start:
+                    hit = None
+            if hit is not None:
+                start = i - 1 if i > 0 and tokens[i - 1].norm in {"the", "a", "an"} else i
+                out.append(Mention("item", hit.value, _span(text, tokens, start, hit.end), start, hit.end, hit.exact))
+                i = hit.end
+                continue
+            if person is not None and not (genre is not None and genre[1] >= person.end - i and _lower(tokens, person)):
+                out.append(
+                    Mention("person", person.value, _span(text, tokens, i, person.end), i, person.end, person.exact)
+                )
+                i = person.end
+                continue
+            if genre is None and len(tokens[i].norm) >= 5 and tokens[i].norm not in self._genres:
+                genre = self._corrected_genre(tokens, i)
             if genre is not None:
                 names, n = genre
                 for name in names:
-                    out.append(Mention("genre", name, text[tokens[i].start : tokens[i + n - 1].end], i, i + n))
+                    out.append(Mention("genre", name, _span(text, tokens, i, i + n), i, i + n))
                 i += n
                 continue
             if theme is not None:
                 value, n = theme
-                out.append(Mention("keyword", value, text[tokens[i].start : tokens[i + n - 1].end], i, i + n))
+                out.append(Mention("keyword", value, _span(text, tokens, i, i + n), i, i + n))
                 i += n
                 continue
             i += 1
         return out
+
+    def _overlapped(self, tokens: list[Token], i: int, end: int) -> bool:
+        """A genre or theme starts inside [i + 1, end) and reaches past ``end``."""
+        for j in range(i + 1, end):
+            for table, longest in ((self._themes, 5), (self._genres, 3)):
+                found = self._phrase_at(tokens, j, table, longest)
+                if found is not None and j + found[1] > end:
+                    return True
+        return False
+
+    def _corrected_genre(self, tokens: list[Token], i: int) -> tuple[tuple[str, ...], int] | None:
+        """A misspelt genre word ("horroe", "documentry")."""
+        from rapidfuzz.distance import Levenshtein
+
+        word = tokens[i].norm
+        for form in self._genre_words:
+            close = abs(len(form) - len(word)) <= 1 and Levenshtein.distance(word, form, score_cutoff=1) <= 1
+            if close and form in self._genres and not self.index.is_word(word):
+                return self._genres[form], 1
+        return None
 
     @staticmethod
     def _phrase_at(tokens: list[Token], i: int, table: dict, longest: int) -> tuple[object, int] | None:
@@ -211,6 +171,14 @@ class Linker:
             if key in table:
                 return table[key], n
         return None
+
+
+def _lower(tokens: list[Token], link: Link) -> bool:
+    return not any(t.text[:1].isupper() for t in tokens[link.start : link.end])
+
+
+def _span(text: str, tokens: list[Token], start: int, end: int) -> str:
+    return text[tokens[start].start : tokens[end - 1].end]
 
 
 def _polarities(
@@ -226,6 +194,9 @@ def _polarities(
         prev = tokens[k - 1].norm if k else ""
         if k and "," in text[tokens[k - 1].end : tok.start]:
             comma_at = k
+            if w in _STATEMENT_START and k not in inside:
+                # "no Adam Sandler, give me a comedy": a new statement after the comma ends the negation's scope.
+                polarity, negated_recently = 1, -99
         if clauses is not None and k and clauses[k] != clauses[k - 1]:
             # A new sentence starts afresh; "I've seen X but not Y" keeps the verb across 'but'.
             polarity, negated_recently, experienced, prev = 1, -99, experienced and w == "but", ""
@@ -308,7 +279,7 @@ def _inert(text: str, tokens: list[Token], clauses: list[int], inside: frozenset
     return inside | frozenset(answers)
 
 
-def _evaluation(words: list[str], verbs: bool = True) -> int:
+def opinion_of(words: list[str], verbs: bool = True) -> int:
     """The opinion (-1, 0, +1) in words said of a film: "was boring", "not so much", "too
     slow", "I didn't like it". With ``verbs`` False only descriptions count, not "I like"."""
     text = " " + " ".join(words) + " "
@@ -343,12 +314,23 @@ def _is_question(tokens: list[Token], text: str) -> bool:
     return ends or first in QUESTION_WORDS or first in QUESTION_AUX and second in YOU
 
 
-def understand(text: str, linker: Linker, turn: int = 0) -> BeliefUpdate:
-    """Read likes, dislikes and already-seen items from one message."""
+@dataclass(frozen=True)
+class RuleReading:
+    """What the rules read of one mention."""
+
+    mention: Mention
+    polarity: int  # +1 like, -1 dislike, 0 no taste (asked about, not seen, seen without opinion)
+    strength: float  # 0.5 mild, 1 plain, 1.5 strong
+    seen: bool  # "I've seen X"
+    negated: bool  # an explicit negation governs it ("no X", "anything but X", "don't like X", "hate X")
+
+
+def read_mentions(text: str, linker: Linker, mentions: list[Mention] | None = None) -> list[RuleReading]:
+    """The rules' reading of each mention: the polarity of the cue that governs it in its clause."""
     tokens = tokenize(text)
     if not tokens:
-        return BeliefUpdate()
-    mentions = linker.mentions(text)
+        return []
+    mentions = linker.mentions(text) if mentions is None else mentions
     inside = frozenset(k for m in mentions for k in range(m.start, m.end))
     clauses = _clause_bounds(text, tokens, inside, frozenset(m.start for m in mentions))
     inside = _inert(text, tokens, clauses, inside)
@@ -356,42 +338,93 @@ def understand(text: str, linker: Linker, turn: int = 0) -> BeliefUpdate:
     words = [t.norm for t in tokens]
     pols: list[int] = []
     strengths: list[float] = []
-    seen: list[str] = []
+    seen: list[bool] = []
+    negated: list[bool] = []
+    by_clause: dict[int, list[int]] = {}
+    for k, ck in enumerate(clauses):
+        by_clause.setdefault(ck, []).append(k)
     for i, m in enumerate(mentions):
         c = clauses[m.start]
-        span = [k for k, ck in enumerate(clauses) if ck == c]
+        span = by_clause[c]
         nxt = mentions[i + 1].start if i + 1 < len(mentions) else len(tokens)
-        before = [words[k] for k in span if k < m.start and k not in inside]
-        after = [words[k] for k in span if m.end <= k < nxt and k not in inside][:8]
+        at = bisect_left(span, m.start)
+        before = [words[k] for k in span[max(0, at - 40) : at] if k not in inside]
+        # What follows judges this mention only up to a comma that opens a new statement:
+        # in "anything but Tom Cruise, I want action" the "want" is no praise of Tom Cruise.
+        stop = _next_statement(text, tokens, m.end, min(nxt, span[-1] + 1, m.end + 12))
+        after = [words[k] for k in range(m.end, stop) if k not in inside][:8]
         pol = polarity[m.start]
         cue = any(w in NEGATORS or w in POSITIVE for w in before[-6:])
-        post = _evaluation(after)
+        negative_cue = pol < 0 and any(w in NEGATORS or w == "but" for w in before[-6:])
+        post = opinion_of(after)
         question = _is_question([tokens[k] for k in span], text) or any(
             w in YOU and nxt_w in EXPERIENCE for w, nxt_w in zip(before, before[1:], strict=False)
         )
-        if post and (not cue or pol == 0):
+        if post and (not cue or pol == 0) and not (negative_cue and post > 0):
             pol = post  # "Alien was boring", "I haven't seen X but it looks good"
         elif question and not any(w in NEGATORS or w in POSITIVE - {"recommend"} for w in before):
             pol = 0  # "Have you seen X?", "What is X about?"
+        is_seen = False
         if m.kind == "item" and pol != 0 and any(cue in " " + " ".join(words[k] for k in span) for cue in SEEN_CUES):
-            seen.append(m.value)
+            is_seen = True
             if not (post or any(w in POSITIVE or w in NEGATORS for w in before)):
                 pol = 0  # "I've seen Se7en": seen, no opinion (yet)
         pols.append(pol)
-        since_last = [words[k] for k in span if (mentions[i - 1].end if i else 0) <= k < m.start and k not in inside]
+        seen.append(is_seen)
+        negated.append(pol < 0 and negative_cue)
+        since_last = [
+            words[k] for k in span[max(0, at - 40) : at] if (mentions[i - 1].end if i else 0) <= k and k not in inside
+        ]
         strengths.append(_strength(since_last if _strength(since_last) != 1.0 else after))
     _resolve_anaphora(words, clauses, inside, polarity, mentions, pols)
-    prefs = [
-        Preference(m.kind, m.value, 1 if p > 0 else -1, turn=turn, source="rule", text=m.text, strength=s)
-        for m, p, s in zip(mentions, pols, strengths, strict=True)
-        if p != 0
+    return [
+        RuleReading(m, p, s, sn, ng and p < 0)
+        for m, p, s, sn, ng in zip(mentions, pols, strengths, seen, negated, strict=True)
     ]
-    # One statement per thing: the last mention in the message wins.
+
+
+def _next_statement(text: str, tokens: list[Token], start: int, end: int) -> int:
+    """The token where a new statement begins after ``start`` (before ``end``): a comma followed by a
+    subject ("..., I want action", "..., give me a comedy"), else ``end``."""
+    for k in range(start, end):
+        if k > start and "," in text[tokens[k - 1].end : tokens[k].start] and tokens[k].norm in _STATEMENT_START:
+            return k
+    return end
+
+
+_STATEMENT_START = frozenset(
+    "i im we you just give show find get recommend suggest please maybe what how something".split()
+)
+
+
+def understand(text: str, linker: Linker, turn: int = 0, mentions: list[Mention] | None = None) -> BeliefUpdate:
+    """Read likes, dislikes and already-seen items from one message (rules only)."""
+    readings = read_mentions(text, linker, mentions)
+    prefs = [
+        Preference(
+            r.mention.kind,
+            r.mention.value,
+            1 if r.polarity > 0 else -1,
+            turn=turn,
+            source="rule",
+            text=r.mention.text,
+            strength=r.strength,
+        )
+        for r in readings
+        if r.polarity != 0
+    ]
+    seen = [r.mention.value for r in readings if r.seen]
+    return BeliefUpdate(preferences=one_statement_each(prefs), seen=tuple(dict.fromkeys(seen)))
+
+
+def one_statement_each(prefs: Iterable[Preference]) -> tuple[Preference, ...]:
+    """One statement per thing: a dislike stated anywhere in the message wins ("recommend horror
+    movies. I hate horror."); otherwise the last mention wins."""
     unique: dict[tuple[str, str], Preference] = {}
     for p in prefs:
-        unique.pop(p.key, None)
-        unique[p.key] = p
-    return BeliefUpdate(preferences=tuple(unique.values()), seen=tuple(dict.fromkeys(seen)))
+        old = unique.pop(p.key, None)
+        unique[p.key] = old if old is not None and old.polarity < 0 < p.polarity else p
+    return tuple(unique.values())
 
 
 def _strength(words: list[str]) -> float:
@@ -423,7 +456,7 @@ def _resolve_anaphora(
         )
         if not anaphoric and not (clause_words and clause_words[0] in ELLIPTIC):
             continue
-        evaluation = _evaluation(clause_words, verbs=anaphoric)
+        evaluation = opinion_of(clause_words, verbs=anaphoric)
         earlier = [i for i, m in enumerate(mentions) if m.kind == "item" and c - 2 <= clauses[m.start] < c]
         if evaluation and earlier:
             pols[earlier[-1]] = evaluation

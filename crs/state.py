@@ -52,6 +52,9 @@ class BeliefUpdate:
     def is_empty(self) -> bool:
         return not (self.preferences or self.seen or self.retract or self.constraints or self.accepted)
 
+    def disliked_keys(self) -> set[tuple[str, str]]:
+        return {(p.kind, p.value) for p in self.preferences if p.polarity < 0}
+
     def merged(self, other: BeliefUpdate) -> BeliefUpdate:
         """Both updates; where they speak of the same thing, ``other`` wins."""
         keys = {p.key for p in other.preferences} | {(k, v.casefold()) for k, v in other.retract}
@@ -73,6 +76,7 @@ class BeliefState:
     last_shown: tuple[str, ...] = ()  # the items of the latest recommendation, best first
     constraints: tuple[Constraint, ...] = ()
     accepted: tuple[str, ...] = ()
+    focus: str | None = None  # the film the last answer or explanation was about ("who's in it?")
 
     def constraint(self, kind: str) -> int | None:
         return next((c.value for c in self.constraints if c.kind == kind), None)
@@ -121,9 +125,28 @@ def apply(belief: BeliefState, update: BeliefUpdate) -> BeliefState:
     kept = tuple(p for p in belief.preferences if p.key not in new_keys and p.key not in retract)
     seen = belief.seen + tuple(s for s in dict.fromkeys(update.seen) if s not in belief.seen)
     kinds = {c.kind for c in update.constraints}
-    constraints = tuple(c for c in belief.constraints if c.kind not in kinds) + update.constraints
+    constraints = _consistent(tuple(c for c in belief.constraints if c.kind not in kinds), update.constraints)
     accepted = belief.accepted + tuple(a for a in dict.fromkeys(update.accepted) if a not in belief.accepted)
     return replace(belief, preferences=kept + update.preferences, seen=seen, constraints=constraints, accepted=accepted)
+
+
+def _consistent(old: tuple[Constraint, ...], new: tuple[Constraint, ...]) -> tuple[Constraint, ...]:
+    """The constraints, never an empty year range: when a new bound crosses an older one ("the 90s"
+    then "something newer"), the older bound goes; two new bounds that cross keep the lower one."""
+    merged = old + new
+    low = next((c for c in merged if c.kind == "year_min"), None)
+    high = next((c for c in merged if c.kind == "year_max"), None)
+    if low is None or high is None or low.value <= high.value:
+        return merged
+    drop = high if high in old else low if low in old else high
+    return tuple(c for c in merged if c is not drop)
+
+
+def dropped_constraints(before: BeliefState, after: BeliefState, update: BeliefUpdate) -> list[Constraint]:
+    """Constraints of ``before`` that ``update`` removed without replacing their kind: a year bound
+    that a newer, crossing bound pushed out."""
+    replaced = {c.kind for c in update.constraints}
+    return [c for c in before.constraints if c.kind not in replaced and c not in after.constraints]
 
 
 def mark_shown(belief: BeliefState, item_ids: list[str]) -> BeliefState:
@@ -132,6 +155,7 @@ def mark_shown(belief: BeliefState, item_ids: list[str]) -> BeliefState:
         belief,
         shown=belief.shown + tuple(i for i in item_ids if i not in belief.shown),
         last_shown=tuple(item_ids) if item_ids else belief.last_shown,
+        focus=None if item_ids else belief.focus,
     )
 
 

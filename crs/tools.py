@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from crs.catalog import Catalog, Item
 from crs.lexicon import THEMES
+from crs.rank.exclusion import Exclusion
 from crs.state import BeliefState, ToolCall, ToolEvent, ToolResult
 
 if TYPE_CHECKING:
@@ -39,19 +40,16 @@ def retrieve(
     query: str,
     k: int = 50,
     like_ids: Sequence[str] = (),
-    year_min: int | None = None,
-    year_max: int | None = None,
-    exclude_genres: Sequence[str] = (),
-    exclude_ids: Sequence[str] = (),
-    exclude_people: Sequence[str] = (),
+    exclusion: Exclusion | None = None,
     themes: Sequence[str] = (),
 ) -> list[Candidate]:
-    """Dense retrieval from the item store, never returning an excluded item, genre or person.
+    """Dense retrieval from the item store, never returning what ``exclusion`` rules out.
 
     The query vector blends the message with the items the user said they like ("more like
     these"), using their stored embeddings, or embedding their text when they are not indexed.
     Each liked theme ("time travel") gets a search of its own, leaning towards the query, so
-    a specific wish is not drowned by a broad genre in the same request.
+    a specific wish is not drowned by a broad genre in the same request. The store filters
+    genres, ids and years; people are checked here, as the store cannot.
     """
     import numpy as np
 
@@ -71,12 +69,8 @@ def retrieve(
     if vector is None:
         return []
     vector = vector / (np.linalg.norm(vector) or 1.0)
-    filters = {
-        "exclude_genres": list(exclude_genres),
-        "exclude_ids": list(exclude_ids),
-        "year_min": year_min,
-        "year_max": year_max,
-    }
+    exclusion = exclusion or Exclusion()
+    filters = exclusion.store_filter()
     hits = store.search(query_embedding=vector, k=k, **filters)
     best = {hit.id: hit for hit in hits}
     for theme in themes:
@@ -86,15 +80,13 @@ def retrieve(
                 best[hit.id] = hit
     hits = sorted(best.values(), key=lambda h: -h.score)
     out = []
-    banned = {p.casefold() for p in exclude_people}
     for hit in hits:
         item = catalog.get(hit.id)
         if item is None:
             log.warning("index holds %s, which the catalog lacks; rebuild with `crs index`", hit.id)
             continue
-        if banned and any(c.casefold() in banned for c in item.cast):
-            continue
-        out.append(Candidate(item, hit.score, hit.score))
+        if exclusion.allows(item):
+            out.append(Candidate(item, hit.score, hit.score))
     return out
 
 
@@ -104,6 +96,7 @@ def score(
     k: int = 5,
     seq_scores: Mapping[str, float] | None = None,
     seq_weight: float = 0.1,
+    exclusion: Exclusion | None = None,
 ) -> list[Candidate]:
     """Rank candidates: similarity, plus liked genres, people and themes they match (weighted
     by how strongly each was said: "love" 1.5, "kind of like" 0.5), plus a small popularity
@@ -115,10 +108,10 @@ def score(
         (p.kind, p.value.casefold()): p.strength for p in belief.preferences if p.polarity > 0 and p.kind != "item"
     }
     keywords = [(p.value, p.polarity, p.strength) for p in belief.preferences if p.kind == "keyword"]
-    excluded = belief.excluded_items
+    exclusion = exclusion or Exclusion.from_belief(belief, shown=False)
     ranked = []
     for cand in candidates:
-        if cand.item.id in excluded:
+        if not exclusion.allows(cand.item):
             continue
         matched = [("genre", g) for g in cand.item.genres if ("genre", g.casefold()) in strength]
         matched += [("person", p) for p in cand.item.cast if ("person", p.casefold()) in strength]

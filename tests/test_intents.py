@@ -7,7 +7,8 @@ from crs.catalog import Catalog
 from crs.intents import director_of, read_intent
 from crs.nlu import Linker
 from crs.policy import decide
-from crs.state import BeliefState, Preference
+from crs.state import BeliefState, Preference, apply
+from crs.understand.message import Understander
 
 SHOWN = BeliefState(last_shown=("aliens-1986", "paul-2011"))
 
@@ -53,20 +54,28 @@ def test_critiques(linker: Linker) -> None:
     prefs = lambda text: {(p.kind, p.value, p.polarity) for p in read_intent(text, linker, SHOWN, 2).update.preferences}  # noqa: E731
     assert prefs("less violent please") == {("keyword", "violent", -1)}
     assert prefs("funnier") == {("genre", "Comedy", 1)}
-    assert prefs("not that one") == {("item", "aliens-1986", -1)}
-    assert prefs("not that one") and read_intent("not that one", linker, BeliefState(), 1).update.preferences == ()
-    assert read_intent("I'll watch it", linker, SHOWN, 2).update.accepted == ("aliens-1986",)
+    # Reactions to a shown film are read here and applied to the film they point at by the Understander.
+    assert read_intent("not that one", linker, SHOWN, 2).reaction == "reject"
+    assert read_intent("not that one", linker, BeliefState(), 1).reaction is None
+    assert read_intent("I'll watch it", linker, SHOWN, 2).reaction == "accept"
+    understander = Understander(linker)
+    assert understander.read("not that one", SHOWN, 2).update.disliked_keys() == {("item", "aliens-1986")}
+    assert understander.read("I'll watch it", SHOWN, 2).update.accepted == ("aliens-1986",)
 
 
 def test_policy_acts(linker: Linker) -> None:
-    assert (
-        decide(BeliefState(), "who directed Alien?", read_intent("who directed Alien?", linker, BeliefState(), 1)).kind
-        == "answer"
-    )
-    assert decide(SHOWN, "something newer", read_intent("something newer", linker, SHOWN, 2)).kind == "recommend"
-    assert (
-        decide(BeliefState(), "something newer", read_intent("something newer", linker, BeliefState(), 1)).kind == "ask"
-    )
+    understander = Understander(linker)
+
+    def act(text: str, belief: BeliefState) -> str:
+        reading = understander.read(text, belief, 1)
+        return decide(apply(belief, reading.update), reading).kind
+
+    assert act("who directed Alien?", BeliefState()) == "answer"
+    assert act("something newer", SHOWN) == "recommend"
+    assert act("something newer", BeliefState()) == "ask"
+    assert act("hello there", BeliefState()) == "ask"
+    assert act("what's the second one about?", SHOWN) == "answer"
+    assert act("I'll watch it", SHOWN) == "acknowledge"
 
 
 def test_answers_come_from_the_record(catalog: Catalog) -> None:

@@ -3,17 +3,29 @@ from __future__ import annotations
 import pytest
 
 from crs.catalog import Item
+from crs.nlu import Linker
 from crs.policy import decide
 from crs.prompts import PromptError, Prompts
-from crs.state import BeliefState, Preference
+from crs.state import BeliefState, Preference, apply
+from crs.understand.message import Understander
 
 
-def test_asks_when_nothing_is_known() -> None:
-    assert decide(BeliefState(), "recommend me something please").kind == "ask"
-    assert decide(BeliefState(), "hi").kind == "ask"
-    assert decide(BeliefState(), "a movie about space pirates").kind == "recommend"
+def test_asks_when_nothing_is_known(linker: Linker) -> None:
+    understander = Understander(linker)
+
+    def act(text: str, belief: BeliefState = BeliefState()) -> str:  # noqa: B008
+        reading = understander.read(text, belief, 1)
+        return decide(apply(belief, reading.update), reading).kind
+
+    assert act("recommend me something please") == "ask"
+    assert act("hi") == "ask"
+    assert act("something for friday night") == "ask"  # when and with whom says nothing about taste
+    assert act("a movie about space pirates") == "recommend"
     liked = BeliefState(preferences=(Preference("genre", "Horror", 1),))
-    assert decide(liked, "more please").kind == "recommend"
+    assert act("more please", liked) == "recommend"
+    reading = understander.read("a comedy", BeliefState(), 1)
+    assert decide(BeliefState(), reading, found=0).kind == "no_results"
+    assert decide(BeliefState(), reading, profile_request="show").kind == "show_profile"
 
 
 # Variables each template is rendered with; a new template must be added here.

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from crs.catalog import Catalog, Item
     from crs.state import FinalEvent
 
+from crs.rank.exclusion import Exclusion
+
 
 @dataclass(frozen=True)
 class ExpectationResult:
@@ -184,17 +186,10 @@ def has_attribute(item: Item, spec: str) -> bool:
 
 def belief_problems(final: FinalEvent, catalog: Catalog) -> tuple[list[str], list[str]]:
     """Violations (recommended items the user ruled out) and invented titles of one turn."""
-    belief = final.belief
-    genres = {g.casefold() for g in belief.disliked_genres}
-    people = {p.casefold() for p in belief.values("person", -1)}
+    exclusion = Exclusion.from_belief(final.belief, shown=False)  # this turn's picks are in ``shown`` already
     violations, invented = [], []
     for item in final.items:
-        why = [f"rejected genre {g}" for g in item.genres if g.casefold() in genres]  # type: ignore[attr-defined]
-        why += [f"rejected person {c}" for c in item.cast if c.casefold() in people]  # type: ignore[attr-defined]
-        if item.id in belief.disliked_items:  # type: ignore[attr-defined]
-            why.append("rejected item")
-        if item.id in belief.seen:  # type: ignore[attr-defined]
-            why.append("already seen")
+        why = exclusion.reasons(item)  # type: ignore[arg-type]
         label = getattr(item, "label", str(item))
         if why:
             violations.append(f"{label}: {', '.join(why)}")

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACTS = ("ask", "recommend", "answer", "explain", "no_results")
+ACTS = ("ask", "recommend", "answer", "explain", "no_results", "acknowledge")
 _DIALOGUE_KEYS = {"name", "category", "description", "turns"}
 _TURN_KEYS = {"user", "expect", "note"}
 _PLACEHOLDER = re.compile(r"\{prev_(first|second|third|fourth|fifth|last)\}")
