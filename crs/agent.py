@@ -434,7 +434,9 @@ class Agent:
             else:
                 messages = self.prompts.render("recommend", message=quoted, top=top, blurb=blurb, profile=profile)
             fallback = f"My top pick for you is {top.label}."
-        banned = belief.disliked_genres + belief.values("person", -1)
+        # Nothing the user ruled out may be praised: rejected genres, people, and the titles of rejected films.
+        rejected = [it.title for it in (self.catalog.get(i) for i in belief.disliked_items) if it is not None]
+        banned = belief.disliked_genres + belief.values("person", -1) + rejected
         yield from self._phrase(messages, allowed, fallback, required, banned)
         if act.kind == "recommend":
             lines = [

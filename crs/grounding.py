@@ -64,8 +64,8 @@ class GroundingGuard:
 
     def _known_span(self, sentence: str, match: re.Match[str]) -> bool:
         """Whether a capitalised run is accounted for: each capitalised word is part of a film,
-        person, genre or theme the linker finds, or a word of an allowed film's record (its title,
-        cast, characters, places), or the sentence's first word. Two or more words that nothing
+        person, genre or theme the linker finds, or a capitalised word of an allowed film's record (its
+        title, cast, characters, places), or the sentence's first word. Two or more words that nothing
         accounts for ("Totally Fake Movie") make a title the reply has invented."""
         span = match.group(0)
         words = re.findall(r"[\w'’\-]+", span)
@@ -94,7 +94,8 @@ class GroundingGuard:
                 item = self.linker.catalog.get(item_id)
                 if item is not None:
                     text = " ".join((item.title, item.summary, *item.cast, *item.genres))
-                    self._words.update(w.casefold() for w in re.findall(r"[\w'’\-]+", text))
+                    # Only the record's capitalised words: its names, places and titles, not "midnight".
+                    self._words.update(w.casefold() for w in re.findall(r"[\w'’\-]+", text) if w[:1].isupper())
         return self._words
 
     def feed(self, delta: str) -> str:

@@ -56,3 +56,15 @@ def test_abbreviations_do_not_end_a_sentence() -> None:
     assert _sentence_end("Written by J. R. R. Tolkien. Yes") == len("Written by J. R. R. Tolkien. ")
     assert _sentence_end("Done. Next") == len("Done. ")
     assert _sentence_end("no end yet") is None
+
+
+def test_title_like_names_nothing_accounts_for_are_dropped(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"alien-1979", "the-matrix-1999"})
+    text = (
+        "Totally Fake Movie is a masterpiece. The Midnight Zebra is better. Alien is a horror film by Ridley Scott. "
+        "Keanu Reeves plays Neo in The Matrix. "
+    )
+    out = run(guard, text)
+    assert "Fake" not in out and "Zebra" not in out
+    assert "Ridley Scott" in out and "Keanu Reeves plays Neo" in out
+    assert len(guard.removed) == 2
