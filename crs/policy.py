@@ -77,7 +77,7 @@ def decide(
     update = reading.update
     taste = any(p.polarity > 0 for p in update.preferences) or bool(update.constraints)
     wants_more = bool(acts & {"request", "critique", "preference"}) or taste or reading.intent.critique
-    if update.accepted and not wants_more and not content_words(_words_besides_mentions(reading)):
+    if update.accepted and not wants_more and acts <= {"accept", "chitchat"}:
         return Act("acknowledge", "the user took a pick and asked for nothing more", update.accepted[0])
     knows_likes = any(p.polarity > 0 for p in belief.preferences)
     reacts = bool(belief.last_shown) and (

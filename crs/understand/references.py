@@ -127,7 +127,13 @@ def find_references(
                 end = k + (2 if nxt in _SINGULAR_NEXT else 1)
                 add([target.id], k, end, "pronoun")
     out.sort(key=lambda r: r.start)
-    return out
+    # "the second one looks good, I'll take it": a pronoun after a named or counted film is that film.
+    kept: list[Reference] = []
+    for r in out:
+        if r.how == "pronoun" and any(k.how != "pronoun" for k in kept):
+            continue
+        kept.append(r)
+    return kept
 
 
 def _has(item: Item, kind: str, value: str) -> bool:
