@@ -90,10 +90,44 @@ def reasons(item: Item, belief: BeliefState, catalog: Catalog) -> list[str]:
 
 
 def explanation(item: Item, belief: BeliefState, catalog: Catalog) -> str:
-    why = reasons(item, belief, catalog)
-    if not why:
+    """Why ``item`` was picked, in one or two plain sentences: the strongest match first (a liked
+    actor, a liked film it resembles, the genre or theme asked for), then the limits it keeps."""
+    liked_people = {x.casefold() for x in belief.values("person", 1)}
+    people = [c for c in item.cast if c.casefold() in liked_people]
+    genres = [g for g in item.genres if g.casefold() in {x.casefold() for x in belief.liked_genres}]
+    text = item.summary.casefold()
+    themes = [
+        k for k in belief.values("keyword", 1) if any(stem in text for stem in THEMES.get(k.casefold(), ((), (k,)))[1])
+    ]
+    similar = None
+    for liked_id in reversed(belief.liked_items):  # the film named last is on the user's mind
+        liked = catalog.get(liked_id)
+        shared = [g for g in item.genres if liked is not None and liked.has_genre(g)]
+        if liked is not None and shared:
+            similar = (liked, shared)
+            break
+    if people:
+        main = f"it stars {_join(people)}, and you said you like {'them' if len(people) > 1 else 'their films'}"
+    elif similar is not None:
+        main = f"it is {_a(_join(similar[1]).lower())} film like {similar[0].label}, which you liked"
+    elif genres:
+        main = f"it is {_a(_join(genres).lower())} film, as you asked"
+    elif themes:
+        main = f"it is about {_join(themes)}, as you asked"
+    else:
         return f"I picked {item.label} because it is close to what you described: {first_sentences(item.summary, 1)}"
-    return f"I picked {item.label} because {_join(why)}."
+    first = f"I picked {item.label} because {main}."
+    keeps = []
+    if item.year and (belief.year_min or belief.year_max):
+        keeps.append(f"it is from {item.year}, within the years you asked for")
+    avoided = [g.lower() for g in belief.disliked_genres if not item.has_genre(g)]
+    if avoided:
+        keeps.append(f"it has no {_join(avoided)}")
+    return first + (f" Also, {_join(keeps)}." if keeps else "")
+
+
+def _a(phrase: str) -> str:
+    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
 
 
 def _join(words: list[str]) -> str:

@@ -1,6 +1,7 @@
 """The grounding guard: a reply may name only the items it is allowed to.
 
-The LLM's text is checked sentence by sentence as it streams. A sentence that names a
+The LLM's text is checked sentence by sentence as it streams; the same pass drops sentences no person
+would write to the user: about "the user" in the third person, repeated, beyond three, or prompt echoes. A sentence that names a
 catalog item outside the allowed set, a quoted or dated title that is no allowed item (an
 invented film), or any other run of capitalised words that looks like a title and is found
 nowhere in the allowed items' records, the catalog's people or its genres ("Totally Fake Movie
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -23,6 +25,8 @@ _BOUNDARY = re.compile(r"(?<=[.!?])[\"'”)]*\s+|\n+")
 _ABBREVIATION = re.compile(r"(?:(?i:\b(?:vs|v|mr|mrs|ms|dr|st|jr|sr|vol|pt|mt|ft|e\.g|i\.e))|\b[A-HJ-Z])\.$")
 _QUOTED = re.compile(r"[\"“*_]{1,2}([^\"”*_\n]{2,80}?)[\"”*_]{1,2}")
 # Two or more capitalised words, small words allowed between them: "The Lord of the Rings", "Totally Fake Movie".
+# Talk about the user instead of to them: "The user has a great idea", "the user's request".
+_THIRD_PERSON = re.compile(r"\b(?:the user|the user's|user's|the users)\b", re.I)
 _CAPITALISED = re.compile(
     r"\b[A-Z0-9][\w'’\-]*(?:[ \t]+(?:(?:of|the|a|an|and|in|on|to|for|at|with|&)[ \t]+)*[A-Z0-9][\w'’\-]*)+"
 )
@@ -36,14 +40,22 @@ class GroundingGuard:
     banned: Collection[str] = ()  # words a sentence may not contain (genres, people the user rejected)
     removed: list[str] = field(default_factory=list)
     named: list[str] = field(default_factory=list)  # allowed ids named in kept text, in order
+    max_sentences: int = 3  # a reply of more is cut (the picks list is added apart)
+    dropped: Counter[str] = field(default_factory=Counter)  # why sentences were dropped, counted
     _buffer: str = ""
     _words: set[str] | None = None  # words of the allowed items' records, built on first use
+    _said: set[str] = field(default_factory=set)  # kept sentences, normalised
 
     def check(self, sentence: str) -> bool:
         """True if every title in the sentence is an allowed item and it names nothing banned."""
+        return not self.problem(sentence)
+
+    def problem(self, sentence: str) -> str:
+        """Why a sentence may not be shown ("" when it may): it names something the user ruled out,
+        a film outside the allowed set, or a title nothing accounts for."""
         folded = sentence.casefold()
         if any(re.search(rf"\b{re.escape(word.casefold())}", folded) for word in self.banned):
-            return False
+            return "names something ruled out"
         ids = [m.value for m in self.linker.mentions(sentence) if m.kind == "item"]
         for pattern in (_QUOTED, _DATED):
             for m in pattern.finditer(sentence):
@@ -52,15 +64,32 @@ class GroundingGuard:
                 item = self.linker.resolve(title, year)
                 if item is None:
                     if pattern is _DATED or _looks_like_title(title):
-                        return False  # a film that is not in the catalog: invented
+                        return "invented title"  # a film that is not in the catalog
                     continue
                 ids.append(item.id)
         if any(i not in self.allowed for i in ids):
-            return False
+            return "names another film"
         if any(not self._known_span(sentence, m) for m in _CAPITALISED.finditer(sentence)):
-            return False  # a title-like name that nothing allowed accounts for: likely invented
+            return "invented title"  # a title-like name that nothing allowed accounts for
         self.named += [i for i in dict.fromkeys(ids) if i not in self.named]
-        return True
+        return ""
+
+    def degenerate(self, sentence: str) -> str:
+        """Why a sentence is no sentence a person would write to the user here ("" when it is): it
+        talks about "the user" in the third person, repeats an earlier one, comes after
+        ``max_sentences``, or introduces something that never follows ("Here's a revised version:")."""
+        text = sentence.strip()
+        if _THIRD_PERSON.search(text):
+            return "third person"
+        norm = re.sub(r"\W+", " ", text.casefold()).strip()
+        if norm in self._said:
+            return "repeated"
+        if len(self._said) >= self.max_sentences:
+            return "too long"
+        if text.endswith(":"):
+            return "prompt echo"
+        self._said.add(norm)
+        return ""
 
     def _known_span(self, sentence: str, match: re.Match[str]) -> bool:
         """Whether a capitalised run is accounted for: each capitalised word is part of a film,
@@ -116,10 +145,20 @@ class GroundingGuard:
         return self._keep(sentence)
 
     def _keep(self, sentence: str) -> str:
-        if self.check(sentence):
+        if not sentence.strip():
             return sentence
-        log.info("grounding guard dropped: %r", sentence.strip()[:200])
+        intro, colon, rest = sentence.partition(": ")
+        if colon and rest.strip() and len(intro.split()) <= 8 and not self.linker.mentions(intro):
+            # "Here's a revised version: Alien is tense." An introduction to nothing is an echo of the prompt.
+            self.removed.append(intro.strip() + ":")
+            self.dropped["prompt echo"] += 1
+            sentence = rest
+        why = self.problem(sentence) or self.degenerate(sentence)
+        if not why:
+            return sentence
+        log.info("reply guard dropped (%s): %r", why, sentence.strip()[:200])
         self.removed.append(sentence.strip())
+        self.dropped[why] += 1
         return ""
 
 

@@ -68,3 +68,14 @@ def test_title_like_names_nothing_accounts_for_are_dropped(linker: Linker) -> No
     assert "Fake" not in out and "Zebra" not in out
     assert "Ridley Scott" in out and "Keanu Reeves plays Neo" in out
     assert len(guard.removed) == 2
+
+
+def test_degenerate_sentences_are_dropped(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"alien-1979"})
+    text = (
+        "The user has a great idea, but they'd like to make it more engaging. Here's a revised version: "
+        "Alien is tense. Alien is tense. It is a classic. It has a great cast. It is scary. It is long. "
+    )
+    out = run(guard, text)
+    assert out == "Alien is tense. It is a classic. It has a great cast. "
+    assert guard.dropped == {"third person": 1, "prompt echo": 1, "repeated": 1, "too long": 2}
