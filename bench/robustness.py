@@ -492,6 +492,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"Machine: {result.get('machine', '?')}. Command: `{result.get('command', '')}`.",
         "",
     ]
+    runs = [f"{s}: {result[s]['ran']}" for s in SECTIONS if isinstance(result.get(s), dict) and "ran" in result[s]]
+    if runs:
+        lines += ["Runs: " + "; ".join(runs) + ".", ""]
     lines += ["| section | measure | result | goal |", "|---|---|---|---|"]
     lines += summary_rows(result)
     fuzz = result.get("fuzz")
@@ -569,7 +572,11 @@ def main() -> int:
     path = RESULTS / "robustness.json"
     result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     result["machine"] = ops.machine()
-    result["command"] = "python bench/robustness.py" + "".join(f" --section {s}" for s in args.section or [])
+    ran = time.strftime("%Y-%m-%d %H:%M ") + (
+        "python bench/robustness.py" + "".join(f" --section {s}" for s in args.section or [])
+    )
+    if not args.section:
+        result["command"] = "python bench/robustness.py"
     work = Path(tempfile.mkdtemp(prefix="crs-robustness-"))
     cfg = bench_config(work)
     if "fuzz" in sections or "injection" in sections:
@@ -588,6 +595,9 @@ def main() -> int:
         result["memory"] = ops.run_memory(cfg, work)
     if "faults" in sections:
         result["faults"] = ops.run_faults(cfg, work)
+    for section in sections:
+        if isinstance(result.get(section), dict):
+            result[section]["ran"] = ran
     path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     md = to_markdown(result)
     (RESULTS / "robustness.md").write_text(md)

@@ -472,7 +472,8 @@ def ops_rows(result: dict[str, Any]) -> list[str]:
             if isinstance(m, dict):
                 rows.append(f"| memory | RSS MB after warm-up -> {m.get('sessions', mem['sessions'])} sessions -> idle, {name} | "
                             f"{m['rss_mb_after_warmup']} -> {m.get('rss_mb_at_end', m.get('rss_mb_after_1000'))} -> {m['rss_mb_after_idle']} "
-                            f"({m['kb_per_session']} KB/session; last half {m.get('kb_per_session_last_half', '?')}) | flat |")  # fmt: skip
+                            f"({m['kb_per_session']} KB/session; last half {m.get('kb_per_session_last_half', '?')}) | "
+                    f"{'flat' if 'with limits' in name else 'the old behaviour, for comparison'} |")  # fmt: skip
     faults = result.get("faults")
     if faults:
         dmg = faults.get("index damages", {})
@@ -523,6 +524,8 @@ def ops_markdown(result: dict[str, Any]) -> list[str]:
     if faults:
         lines += ["", "## Faults", ""]
         for name, value in faults.items():
+            if not isinstance(value, dict):
+                continue
             if name == "index damages":
                 lines += ["| damage | command | exit | what the user sees | s |", "|---|---|---|---|---|"]
                 for damage, row in value.items():

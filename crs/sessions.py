@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import MutableMapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,8 +62,10 @@ class SessionReaper:
     """Drops Gradio page sessions idle for longer than ``idle_seconds``.
 
     ``reap`` is cheap to call from any handler: it runs at most once per ``interval`` seconds.
-    It reaches into Gradio's ``StateHolder`` (``session_data``, ``time_last_used``), which the
-    tests pin for the installed Gradio."""
+    It reaches into Gradio's ``StateHolder`` (``session_data``, ``time_last_used``) and, for
+    ``reap_blocks``, the queue's per-session maps (a message queue and a set of event ids per
+    session that Gradio only clears when a client disconnects mid-event), which the tests pin
+    for the installed Gradio."""
 
     def __init__(self, idle_seconds: float, interval: float | None = None) -> None:
         self.idle = timedelta(seconds=max(0.0, idle_seconds))
@@ -71,8 +74,20 @@ class SessionReaper:
         self._lock = threading.Lock()
         self.dropped = 0
 
-    def reap(self, state_holder: Any, force: bool = False) -> int:
-        """Delete the idle sessions of ``state_holder``; return how many were dropped."""
+    def reap_blocks(self, blocks: Any, force: bool = False) -> int:
+        """``reap`` a launched Gradio app: its state holder and its per-session queue maps."""
+        queue = getattr(blocks, "_queue", None)
+        maps = [
+            getattr(queue, "pending_messages_per_session", None),
+            getattr(queue, "pending_event_ids_session", None),
+            getattr(blocks, "pending_streams", None),
+            getattr(blocks, "pending_diff_streams", None),
+        ]
+        return self.reap(getattr(blocks, "state_holder", None), force, [m for m in maps if m is not None])
+
+    def reap(self, state_holder: Any, force: bool = False, per_session: Sequence[MutableMapping] = ()) -> int:
+        """Delete the idle sessions of ``state_holder`` (and their entries in ``per_session``
+        maps keyed by session id); return how many were dropped."""
         if state_holder is None:
             return 0
         now = time.monotonic()
@@ -91,6 +106,8 @@ class SessionReaper:
             with state_holder.lock:
                 state_holder.session_data.pop(sid, None)
                 last_used.pop(sid, None)
+            for mapping in per_session:
+                mapping.pop(sid, None)
         if idle:
             self.dropped += len(idle)
             log.info("dropped %d idle session(s); %d held", len(idle), len(state_holder.session_data))

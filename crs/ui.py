@@ -104,7 +104,7 @@ def build_app(agent: Agent) -> gr.Blocks:
     def ensure(sess: Session | None, request: object) -> Session | None:
         """The request's own session (see ``owned_session``); None: refused. Idle page sessions
         are dropped on the way (at most once a minute)."""
-        reaper.reap(getattr(demo, "state_holder", None))
+        reaper.reap_blocks(demo)
         return owned_session(sess, request)
 
     with gr.Blocks(title="crs: movie recommender") as demo:

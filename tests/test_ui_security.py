@@ -177,11 +177,16 @@ def test_turns_are_bounded_and_idle_sessions_expire(short_lived: tuple[str, Agen
         opener.session_hash = uuid.uuid4().hex
         opener.predict(api_name="/card_0_up")
     assert len(demo.state_holder.session_data) <= agent.cfg.serve.max_sessions
+    queue = demo._queue
+    grown = len(queue.pending_messages_per_session), len(queue.pending_event_ids_session)
     # ... and once they have been idle past session_idle_minutes (1.2 s here), they go.
     time.sleep(agent.cfg.serve.session_idle_minutes * 60 + 1.5)
     opener.session_hash = uuid.uuid4().hex
     opener.predict(api_name="/card_0_up")
     assert len(demo.state_holder.session_data) <= 2
+    # Gradio's per-session queue maps (only cleared on a disconnect mid-event) go with them.
+    assert max(grown) < 3 * agent.cfg.serve.max_sessions  # reaped while they were opened, too
+    assert len(queue.pending_messages_per_session) <= 2 and len(queue.pending_event_ids_session) <= 2
     # The page that outlived its session is told so, and goes on with a fresh one.
     out = ann.predict("a thriller", history, api_name="/chat")
     assert "idle for more than" in everything(out[0][-1])
