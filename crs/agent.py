@@ -31,6 +31,8 @@ from crs.profile import (
 from crs.profile_db import ProfileStore
 from crs.prompts import Prompts
 from crs.rank.exclusion import Exclusion
+from crs.reply import compose
+from crs.reply.writer_data import fact_line
 from crs.scorer import ScorerError, SeqScorer
 from crs.state import (
     BeliefState,
@@ -47,7 +49,7 @@ from crs.state import (
     dropped_constraints,
     mark_shown,
 )
-from crs.store import IndexReport, ItemStore, first_sentences
+from crs.store import IndexReport, ItemStore
 from crs.tools import Candidate, retrieve, run_tool, score
 from crs.understand.message import Reading, Understander
 from crs.understand.reader import MessageReader, ReaderError
@@ -225,7 +227,7 @@ class Agent:
             yield event
         reply_parts: list[str] = []
         about = brief(profile, self.catalog) if profile else ""
-        for event in self._reply(act, message, belief, shown, intent, profile=about):
+        for event in self._reply(act, message, belief, shown, intent, profile=about, turn=turn_no):
             if isinstance(event, TokenEvent):
                 reply_parts.append(event.text)
             yield event
@@ -342,12 +344,14 @@ class Agent:
     def _recommend(self, query: str, belief: BeliefState) -> tuple[list[Candidate], list[ToolEvent]]:
         events = []
         exclusion = Exclusion.from_belief(belief)
+        broad = not (belief.liked_items or belief.values("person", 1) or belief.values("keyword", 1))
+        retrieval = self.cfg.retrieval
         candidates, event = run_tool(
             "retrieve",
             lambda **kw: retrieve(self.store, self.catalog, exclusion=exclusion, **kw),
             lambda out: f"{len(out)} candidates from the item store (left out: {_excluded_summary(exclusion)})",
             query=query,
-            k=self.cfg.retrieval.candidates,
+            k=retrieval.broad_candidates if broad else retrieval.candidates,
             like_ids=belief.liked_items[-3:],
             themes=belief.values("keyword", 1),
         )
@@ -367,16 +371,24 @@ class Agent:
             "score",
             lambda **kw: score(candidates, belief, exclusion=exclusion, **kw),
             lambda out: "top: " + ", ".join(c.item.label for c in out[:3]) + f" ({how})",
-            k=self.cfg.retrieval.show,
+            k=retrieval.show,
             seq_scores=seq_scores or None,
             seq_weight=self.cfg.scorer.weight,
+            popularity_weight=retrieval.broad_popularity_weight if broad else retrieval.popularity_weight,
         )
         events.append(event)
         # The last line of defence: nothing the user ruled out is ever shown.
         return [c for c in ranked if exclusion.allows(c.item)], events
 
     def _reply(
-        self, act: Act, message: str, belief: BeliefState, shown: list[Candidate], intent: Intent, profile: str = ""
+        self,
+        act: Act,
+        message: str,
+        belief: BeliefState,
+        shown: list[Candidate],
+        intent: Intent,
+        profile: str = "",
+        turn: int = 0,
     ) -> Iterator[Event]:
         dislikes = nlu.describe([p for p in belief.preferences if p.polarity < 0], self.catalog)
         quoted = message.replace('"', "'")[:1000]
@@ -384,9 +396,13 @@ class Agent:
             {c.item.id for c in shown} | {p.value for p in belief.preferences if p.kind == "item"} | set(belief.seen)
         )
         required = ""
+        likes, ruled_out = compose.taste(belief, self.catalog)
         if act.kind == "ask":
-            messages = self.prompts.render("ask", message=quoted, genres=self.catalog.genres()[:6])
-            fallback = "What kind of movie are you in the mood for? Tell me a film you loved, or a genre."
+            note = compose.ask_note(belief)
+            messages = self.prompts.render(
+                "reply", act="ask", message=quoted, likes=likes, dislikes=ruled_out, films=[], note=note, profile=profile
+            )
+            fallback = compose.ask_question(belief, self.catalog, turn=len(belief.shown) + len(belief.preferences))
         elif act.kind == "no_results":
             # Said plainly: the small local model turns this into an echo of the prompt.
             limits = [d[2:] for d in dislikes]
@@ -427,18 +443,29 @@ class Agent:
             fallback, required = facts.text, facts.key
         else:
             top = shown[0].item
-            blurb = first_sentences(top.summary, 2)[:320] or ", ".join(top.genres)
-            if intent.critique:
-                change = answers.critique_change(intent.update)
-                messages = self.prompts.render("critique", message=quoted, change=change, top=top, blurb=blurb)
-            else:
-                messages = self.prompts.render("recommend", message=quoted, top=top, blurb=blurb, profile=profile)
+            note = compose.recommend_note(intent, belief, self.catalog, turn)
+            films = [fact_line(c.item) for c in shown[:3]]
+            messages = self.prompts.render(
+                "reply",
+                act="recommend",
+                message=quoted,
+                likes=likes,
+                dislikes=ruled_out,
+                films=films,
+                note=note,
+                profile=profile,
+            )
             fallback = f"My top pick for you is {top.label}."
         # Nothing the user ruled out may be praised: rejected genres, people, and the titles of rejected films.
         rejected = [it.title for it in (self.catalog.get(i) for i in belief.disliked_items) if it is not None]
         banned = belief.disliked_genres + belief.values("person", -1) + rejected
-        yield from self._phrase(messages, allowed, fallback, required, banned)
+        said = ""
+        for event in self._phrase(messages, allowed, fallback, required, banned):
+            said += event.text if isinstance(event, TokenEvent) else ""
+            yield event
         if act.kind == "recommend":
+            top = shown[0].item
+            yield TokenEvent(" " + answers.explanation(top, belief, self.catalog, named=top.title in said))
             lines = [
                 f"{n}. {c.item.label}: {', '.join(c.item.genres) or 'no genre listed'}" for n, c in enumerate(shown, 1)
             ]

@@ -89,9 +89,11 @@ def reasons(item: Item, belief: BeliefState, catalog: Catalog) -> list[str]:
     return out
 
 
-def explanation(item: Item, belief: BeliefState, catalog: Catalog) -> str:
+def explanation(item: Item, belief: BeliefState, catalog: Catalog, named: bool = False) -> str:
     """Why ``item`` was picked, in one or two plain sentences: the strongest match first (a liked
-    actor, a liked film it resembles, the genre or theme asked for), then the limits it keeps."""
+    actor, a liked film it resembles, the genre or theme asked for), then the limits it keeps.
+    ``named``: the reply has named the film already ("I picked it because ...")."""
+    subject = "it" if named else item.label
     liked_people = {x.casefold() for x in belief.values("person", 1)}
     people = [c for c in item.cast if c.casefold() in liked_people]
     genres = [g for g in item.genres if g.casefold() in {x.casefold() for x in belief.liked_genres}]
@@ -115,8 +117,9 @@ def explanation(item: Item, belief: BeliefState, catalog: Catalog) -> str:
     elif themes:
         main = f"it is about {_join(themes)}, as you asked"
     else:
-        return f"I picked {item.label} because it is close to what you described: {first_sentences(item.summary, 1)}"
-    first = f"I picked {item.label} because {main}."
+        plot = first_sentences(item.summary, 1)
+        return f"I picked {subject} because it is close to what you described: {plot}"
+    first = f"I picked {subject} because {main}."
     keeps = []
     if item.year and (belief.year_min or belief.year_max):
         keeps.append(f"it is from {item.year}, within the years you asked for")

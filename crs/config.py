@@ -85,6 +85,11 @@ class LLMConfig:
     max_new_tokens: int = 160
     temperature: float = 0.0
     seed: int = 0
+    # The reply writer's LoRA adapter (scripts/train_writer.py), merged into the local model's weights
+    # at load: "auto" = knowledge/writer/ with the shipped SmolLM2 (skipped with a warning when missing),
+    # "off" = the base model, or a folder with adapter_config.json.
+    adapter: str = "auto"
+    repetition_penalty: float = 1.0  # local generation (1.0: none)
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,11 @@ class NLUConfig:
 @dataclass(frozen=True)
 class RetrievalConfig:
     candidates: int = 50  # fetched from the store per turn
+    # A broad request ("a comedy": genres or a mood, no liked film, person or theme) searches wider and
+    # leans on popularity (ReDial mentions), so it starts from films people know, not the nearest texts.
+    broad_candidates: int = 300
+    popularity_weight: float = 0.01  # weight of log(1 + popularity) in the score
+    broad_popularity_weight: float = 0.04
     show: int = 5  # recommended per turn
     max_message_chars: int = 4000  # longer messages are truncated (with a notice)
 

