@@ -49,7 +49,7 @@ from crs.state import (
     dropped_constraints,
     mark_shown,
 )
-from crs.store import IndexReport, ItemStore
+from crs.store import IndexReport, ItemStore, StoreError
 from crs.tools import Candidate, retrieve, run_tool, score
 from crs.understand.message import Reading, Understander
 from crs.understand.reader import MessageReader, ReaderError
@@ -211,7 +211,17 @@ class Agent:
             if intent.critique and session.turns:
                 # "something newer": keep searching for what the last request asked for.
                 query = "\n".join([query, self.query_text(None, belief, session.turns[-1].user)])
-            shown, tool_events = self._recommend(query, belief)
+            try:
+                shown, tool_events = self._recommend(query, belief)
+            except StoreError as exc:  # a damaged index or a failing Chroma server: the turn still ends
+                log.error("item store failed: %s", exc)
+                reply = "I cannot search the catalog right now: the item index failed (see the notice)."
+                yield NoticeEvent(f"The item index failed: {exc}")
+                yield TokenEvent(reply)
+                session.belief = own  # what the user said this turn is kept
+                session.turns.append(Turn(turn_no, message, reply, "error", (), update, tuple(tools)))
+                yield FinalEvent(reply, (), belief, "error")
+                return
             tools += tool_events
             yield from tool_events
             if not shown:

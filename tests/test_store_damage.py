@@ -241,12 +241,6 @@ def test_probe_finds_a_vector_index_that_returns_unrelated_items(built: Path, tm
     assert "does not find it" in problem
 
 
-@pytest.mark.xfail(
-    raises=StoreError,
-    strict=False,
-    reason="Agent.step does not catch StoreError yet (crs/agent.py belongs to another change; the patch is in "
-    "the issue 13 report): the page shows the store's message (tests/test_ui_security.py), the CLI exits 2",
-)
 def test_a_turn_never_raises_when_the_store_fails_mid_turn(built: Path, tmp_path: Path) -> None:
     from crs.agent import Agent
     from crs.catalog import Catalog
