@@ -106,16 +106,17 @@ def records(examples: list[Example], turns: dict[str, SeekerTurn], linker: Linke
     return out
 
 
-def polarity_of_rules(text: str, linker: Linker, start: int, end: int) -> str:
-    """The rules' polarity of the words at [start, end), read as a mention of whatever they name."""
+def polarity_of_rules(text: str, linker: Linker, start: int, end: int) -> tuple[str, bool]:
+    """The rules' polarity of the words at [start, end), read as a mention of whatever they name, and
+    whether an explicit negation governs them (the product keeps that dislike whatever the model says)."""
     tokens = tokenize(text)
     ks = [k for k, t in enumerate(tokens) if t.start < end and t.end > start]
     if not ks:
-        return "neutral"
+        return "neutral", False
     rule = read_mentions(text, linker, [Mention("item", "x", text[start:end], ks[0], ks[-1] + 1)])[0]
     if rule.polarity:
-        return "like" if rule.polarity > 0 else "dislike"
-    return "seen" if rule.seen else "neutral"
+        return ("like" if rule.polarity > 0 else "dislike"), rule.negated
+    return ("seen" if rule.seen else "neutral"), False
 
 
 def polarity_table(pairs: list[tuple[str, str]]) -> dict[str, object]:
@@ -192,7 +193,7 @@ def main() -> None:
     rng = random.Random(1)
     examples = [make_example(t, labels[t.key], linker, rng) for t in split_turns]
     reader = MessageReader.load(args.reader) if args.reader else MessageReader.load()
-    systems = {"reader": Understander(linker, reader), "rules": Understander(linker, None)}
+    systems = {"product": Understander(linker, reader), "rules": Understander(linker, None)}
     recs = records(examples, by_key, linker)
     gold = [e.acts for e in examples]
 
@@ -204,6 +205,7 @@ def main() -> None:
     acts: dict[str, dict] = {}
     referents: dict[str, dict] = {}
     latency: dict[str, dict] = {}
+    model_alone: list[tuple[str, ...]] = []
     for name, system in systems.items():
         predicted, seconds, hits, asked = [], [], 0, 0
         for rec, ex in zip(recs, examples, strict=True):
@@ -211,6 +213,8 @@ def main() -> None:
             _, reading = next(replay(system, [rec]))
             seconds.append(time.perf_counter() - start)
             predicted.append(reading.acts)
+            if name == "product":
+                model_alone.append(reading.model_acts)
             turn = by_key.get(ex.key)
             refers = labels[ex.key].get("refers")
             if turn is not None and refers and set(ex.acts) & {"accept", "reject", "seen", "ask_item", "ask_why"}:
@@ -223,13 +227,14 @@ def main() -> None:
         referents[name] = {"turns": asked, "accuracy": round(hits / max(asked, 1), 4)}
         ms = sorted(s * 1000 for s in seconds)
         latency[name] = {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1)}
+    acts["reader"] = act_table(gold, model_alone)
     acts["keyword"] = act_table(gold, [keyword_acts(e.text) for e in examples])
     results["acts"] = acts
     results["referent"] = referents
     results["latency"] = latency
 
     # Mention polarity on the labelled spans (marked movies, and what the linker finds in plain text).
-    pol_pairs: dict[str, list[tuple[str, str]]] = {"reader": [], "rules": [], "keyword": []}
+    pol_pairs: dict[str, list[tuple[str, str]]] = {"product": [], "reader": [], "rules": [], "keyword": []}
     labelled = [(e, s) for e in examples for s in e.spans if s.label != "none"]
     for e in examples:
         spans = [s for s in e.spans if s.label != "none"]
@@ -237,8 +242,11 @@ def main() -> None:
             continue
         got = reader.read(e.text, e.context, [(s.start, s.end) for s in spans])
         for k, s in enumerate(spans):
-            pol_pairs["reader"].append((s.label, got.polarity(k) if got.polarity(k) != "none" else "neutral"))
-            pol_pairs["rules"].append((s.label, polarity_of_rules(e.text, linker, s.start, s.end)))
+            model = got.polarity(k) if got.polarity(k) != "none" else "neutral"
+            rule, negated = polarity_of_rules(e.text, linker, s.start, s.end)
+            pol_pairs["product"].append((s.label, "dislike" if negated else model))
+            pol_pairs["reader"].append((s.label, model))
+            pol_pairs["rules"].append((s.label, rule))
             pol_pairs["keyword"].append((s.label, "dislike" if NEGATION.search(e.text) else "like"))
     results["polarity"] = {name: polarity_table(pairs) for name, pairs in pol_pairs.items()}
     results["polarity_spans"] = len(labelled)
@@ -248,11 +256,14 @@ def main() -> None:
         {"text": e.text, "context": e.context, "shown": re.findall(r"(?:How about |, | or )(.+? \(\d{4}\))", e.context)}
         for e in synthetic
     ]
+    syn_gold = [e.acts for e in synthetic]
+    syn_product = [r for _, r in replay(systems["product"], syn_recs)]
     results["synthetic"] = {
-        name: act_table([e.acts for e in synthetic], [r.acts for _, r in replay(system, syn_recs)])
-        for name, system in systems.items()
+        "product": act_table(syn_gold, [r.acts for r in syn_product]),
+        "reader": act_table(syn_gold, [r.model_acts for r in syn_product]),
+        "rules": act_table(syn_gold, [r.acts for _, r in replay(systems["rules"], syn_recs)]),
+        "keyword": act_table(syn_gold, [keyword_acts(e.text) for e in synthetic]),
     }
-    results["synthetic"]["keyword"] = act_table([e.acts for e in synthetic], [keyword_acts(e.text) for e in synthetic])
     results["synthetic_messages"] = len(synthetic)
     results["linking"] = linking(split_turns, labels, linker)
     results["machine"] = f"{platform.machine()}, {args.threads} torch threads"
@@ -279,8 +290,12 @@ def write(results: dict, out: Path) -> None:
         "|---|" + "---|" * len(ACTS),
         "| support | " + " | ".join(str(acts["reader"][a]["support"]) for a in ACTS) + " |",
     ]
-    lines += [_row(name, acts[name]) for name in ("reader", "rules", "keyword")]
+    lines += [_row(name, acts[name]) for name in ("product", "reader", "rules", "keyword")]
     lines += [
+        "",
+        "*product*: what the agent reads: the learned reader, plus the rules kept where they are exact (a critique's "
+        'direction, a "why" about a film; an explicit "no X" for polarity). *reader*: the learned reader alone. '
+        "*rules*: the agent with the reader off. *keyword*: one regular expression per act.",
         "",
         f"Hand-written synthetic dev messages ({results['synthetic_messages']}; acts ReDial seekers rarely perform, "
         "written by us: weaker evidence than the ReDial rows):",
@@ -289,7 +304,7 @@ def write(results: dict, out: Path) -> None:
         "|---|" + "---|" * len(ACTS),
         "| support | " + " | ".join(str(syn["reader"][a]["support"]) for a in ACTS) + " |",
     ]
-    lines += [_row(name, syn[name]) for name in ("reader", "rules", "keyword")]
+    lines += [_row(name, syn[name]) for name in ("product", "reader", "rules", "keyword")]
     pol = results["polarity"]
     lines += [
         "",
@@ -301,7 +316,7 @@ def write(results: dict, out: Path) -> None:
         + " | ".join(str(pol["reader"][k]["support"]) for k in ("like", "dislike", "seen", "neutral"))
         + " |",
     ]
-    for name in ("reader", "rules", "keyword"):
+    for name in ("product", "reader", "rules", "keyword"):
         p = pol[name]
         lines.append(
             f"| {name} | {p['accuracy']:.3f} | "

@@ -64,6 +64,7 @@ class Reading:
     act_probs: Mapping[str, float] = field(default_factory=dict)  # empty when the rules read it
     source: str = "rules"  # rules | model
     question: str | None = None  # what a question about the referent asks: director, cast, plot, year, genre, general
+    model_acts: tuple[str, ...] = ()  # the learned reader's acts alone (``acts`` adds the exact rules)
 
     def to_dict(self, catalog: Catalog | None = None) -> dict[str, object]:
         """A JSON-ready record, films named by label when ``catalog`` is given."""
@@ -77,6 +78,7 @@ class Reading:
             "text": self.text,
             "acts": list(self.acts),
             "act_probs": {a: round(p, 4) for a, p in self.act_probs.items()},
+            "model_acts": list(self.model_acts),
             "source": self.source,
             "mentions": [
                 {
@@ -136,11 +138,18 @@ class Understander:
         if self.reader is not None and tokens:
             spans = [(tokens[m.start].start, tokens[m.end - 1].end) for m in mentions]
             got = self.reader.read(text, context or agent_context(belief, self.catalog), spans)
-            acts, probs = got.chosen, got.acts
+            probs = got.acts
+            # Rules kept where they are exact: a critique's direction ("newer", "funnier", "not that one")
+            # and a "why" about a film are the rules' to see as well.
+            exact = ["critique"] if intent.critique else []
+            exact += ["ask_why"] if intent.kind == "explain" else []
+            acts = tuple(dict.fromkeys([*got.chosen, *exact]))
+            model_acts = got.chosen
             model_pols: list[str | None] = [got.polarity(k) for k in range(len(mentions))]
             source = "model"
         else:
-            acts, probs = rule_acts(intent, rules, references, belief, text), {}
+            acts, probs = tuple(rule_acts(intent, rules, references, belief, text)), {}
+            model_acts = ()
             model_pols = [None] * len(mentions)
             source = "rules"
         described = {k for r in references if r.how == "descriptor" for k in range(r.start, r.end)}
@@ -152,7 +161,17 @@ class Understander:
         asks = "ask_item" in acts and "ask_why" not in acts
         question = (intent.about if intent.kind == "question" else question_field(text)) if asks else None
         return Reading(
-            text, tuple(acts), readings, tuple(references), referent, intent, update, probs, source, question
+            text,
+            tuple(acts),
+            readings,
+            tuple(references),
+            referent,
+            intent,
+            update,
+            probs,
+            source,
+            question,
+            model_acts,
         )
 
     def _referent(
