@@ -33,50 +33,19 @@ from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids
 from crs.llm_local import ensure_local_model  # noqa: E402
 from crs.nlu import Linker  # noqa: E402
 from crs.prompts import Prompts  # noqa: E402
-from crs.reply.writer_data import WriterExample, sample, well_grounded, writer_examples  # noqa: E402
+from crs.reply.writer_data import (  # noqa: E402
+    encode_example,
+    pad_batches,
+    perplexity,
+    sample,
+    well_grounded,
+    writer_examples,
+)
 from crs.understand.reader_data import load_labels  # noqa: E402
 from crs.understand.redial_acts import split_of  # noqa: E402
 
 log = logging.getLogger("train_writer")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def encode(tokenizer: object, prompts: Prompts, ex: WriterExample, max_len: int) -> tuple[list[int], list[int]]:
-    """Token ids of prompt + target, and labels (-100 on the prompt)."""
-    messages = [{"role": m.role, "content": m.content} for m in prompts.render("reply", **ex.variables())]
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)  # type: ignore[attr-defined]
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
-    t_ids = tokenizer(ex.target + "<|im_end|>", add_special_tokens=False)["input_ids"]  # type: ignore[operator]
-    p_ids = p_ids[-(max_len - len(t_ids)) :] if len(p_ids) + len(t_ids) > max_len else p_ids
-    return p_ids + t_ids, [-100] * len(p_ids) + t_ids
-
-
-def batches(rows: list[tuple[list[int], list[int]]], size: int, pad: int) -> list[tuple[torch.Tensor, ...]]:
-    out = []
-    for i in range(0, len(rows), size):
-        chunk = rows[i : i + size]
-        n = max(len(ids) for ids, _ in chunk)
-        ids = torch.full((len(chunk), n), pad)
-        labels = torch.full((len(chunk), n), -100)
-        mask = torch.zeros((len(chunk), n), dtype=torch.long)
-        for r, (x, y) in enumerate(chunk):
-            ids[r, : len(x)] = torch.tensor(x)
-            labels[r, : len(y)] = torch.tensor(y)
-            mask[r, : len(x)] = 1
-        out.append((ids, mask, labels))
-    return out
-
-
-def perplexity(model: torch.nn.Module, data: list[tuple[torch.Tensor, ...]], device: str) -> float:
-    model.eval()
-    total, tokens = 0.0, 0
-    with torch.inference_mode():
-        for ids, mask, labels in data:
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
-            n = int((labels[:, 1:] != -100).sum())
-            total += float(out.loss) * n
-            tokens += n
-    return math.exp(total / max(tokens, 1))
 
 
 def main() -> None:
@@ -121,9 +90,9 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32).to(args.device)
     prompts = Prompts()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    rows = [encode(tokenizer, prompts, ex, args.max_len) for ex in train]
-    dev_rows = sorted((encode(tokenizer, prompts, ex, args.max_len) for ex in dev), key=lambda r: len(r[0]))
-    dev_batches = batches(dev_rows, args.batch, pad)
+    rows = [encode_example(tokenizer, prompts, ex, args.max_len) for ex in train]
+    dev_rows = sorted((encode_example(tokenizer, prompts, ex, args.max_len) for ex in dev), key=lambda r: len(r[0]))
+    dev_batches = pad_batches(dev_rows, args.batch, pad)
     base_ppl = perplexity(model, dev_batches, args.device)
     log.info("base perplexity on %d dev turns: %.2f", len(dev), base_ppl)
 
@@ -144,7 +113,7 @@ def main() -> None:
         blocks = [
             sorted(order[i : i + args.batch * 8], key=lambda r: len(r[0])) for i in range(0, len(order), args.batch * 8)
         ]
-        train_batches = [b for block in blocks for b in batches(block, args.batch, pad)]
+        train_batches = [b for block in blocks for b in pad_batches(block, args.batch, pad)]
         rng.shuffle(train_batches)
         model.train()
         for ids, mask, lab in tqdm(train_batches, desc=f"epoch {epoch + 1}"):

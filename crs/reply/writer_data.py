@@ -26,6 +26,7 @@ from crs.understand.redial_acts import MovieFact
 if TYPE_CHECKING:
     from crs.catalog import Item
     from crs.nlu import Linker
+    from crs.prompts import Prompts
     from crs.understand.titles import TitleIndex
 
 _AT = re.compile(r"@(\d+)")
@@ -158,6 +159,55 @@ def well_grounded(ex: WriterExample, linker: Linker) -> bool:
     guard.feed(ex.target + " ")
     guard.flush()
     return not guard.removed
+
+
+def encode_example(
+    tokenizer: object, prompts: Prompts, ex: WriterExample, max_len: int = 320
+) -> tuple[list[int], list[int]]:
+    """Token ids of the filled prompt and the target, and the labels (-100 on the prompt: only the
+    target is learned or scored)."""
+    messages = [{"role": m.role, "content": m.content} for m in prompts.render("reply", **ex.variables())]
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)  # type: ignore[attr-defined]
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    t_ids = tokenizer(ex.target + "<|im_end|>", add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    p_ids = p_ids[-(max_len - len(t_ids)) :] if len(p_ids) + len(t_ids) > max_len else p_ids
+    return p_ids + t_ids, [-100] * len(p_ids) + t_ids
+
+
+def pad_batches(rows: list[tuple[list[int], list[int]]], size: int, pad: int) -> list[tuple]:
+    """(input ids, attention mask, labels) tensors of ``size`` rows each, right-padded."""
+    import torch
+
+    out = []
+    for i in range(0, len(rows), size):
+        chunk = rows[i : i + size]
+        n = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), n), pad)
+        labels = torch.full((len(chunk), n), -100)
+        mask = torch.zeros((len(chunk), n), dtype=torch.long)
+        for r, (x, y) in enumerate(chunk):
+            ids[r, : len(x)] = torch.tensor(x)
+            labels[r, : len(y)] = torch.tensor(y)
+            mask[r, : len(x)] = 1
+        out.append((ids, mask, labels))
+    return out
+
+
+def perplexity(model: object, batches: list[tuple], device: str = "cpu") -> float:
+    """Per-token perplexity of the targets (the labelled tokens) under ``model``."""
+    import math
+
+    import torch
+
+    model.eval()  # type: ignore[attr-defined]
+    total, tokens = 0.0, 0
+    with torch.inference_mode():
+        for ids, mask, labels in batches:
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))  # type: ignore[operator]
+            n = int((labels[:, 1:] != -100).sum())
+            total += float(out.loss) * n
+            tokens += n
+    return math.exp(total / max(tokens, 1))
 
 
 def sample(examples: list[WriterExample], n: int, seed: int = 0) -> list[WriterExample]:
