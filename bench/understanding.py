@@ -49,7 +49,7 @@ from crs.understand.reader_data import (  # noqa: E402
 )
 from crs.understand.redial_acts import ACTS, SeekerTurn, turns_by_split  # noqa: E402
 from crs.understand.replay import replay  # noqa: E402
-from crs.understand.titles import tokenize  # noqa: E402
+from crs.understand.text import tokenize  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

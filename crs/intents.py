@@ -226,13 +226,3 @@ def shift_topic(update: BeliefUpdate, belief: BeliefState) -> BeliefUpdate:
             seen=tuple(p.value for p in old if p.kind == "item"),
         )
     )
-
-
-_NAME = r"(?:[A-Z][a-z'\-]+|[A-Z]\.)(?: (?:[A-Z][a-z'\-]+|[A-Z]\.|de|van|von|del|da)){1,3}"
-_DIRECTED = re.compile(rf"directed(?:,? (?:and )?[a-z\-]+)*,? by ({_NAME}(?:(?:,| and) {_NAME})*)")
-
-
-def director_of(summary: str) -> str | None:
-    """The director named in a Wikipedia lead ("... film directed by Ridley Scott ...")."""
-    m = _DIRECTED.search(summary)
-    return m.group(1) if m else None

@@ -42,7 +42,8 @@ from crs.lexicon import (
     YOU,
 )
 from crs.state import BeliefUpdate, Kind, Preference
-from crs.understand.titles import Link, PhraseStats, TitleIndex, Token, tokenize
+from crs.understand.text import PhraseStats, Token, tokenize
+from crs.understand.titles import Link, TitleIndex
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from crs.lexicon import COMMON_WORDS, NEGATORS, OCCASION_WORDS, POSITIVE
 from crs.state import BeliefState
-from crs.understand.titles import tokenize
+from crs.understand.text import tokenize
 
 if TYPE_CHECKING:
     from crs.understand.message import Reading

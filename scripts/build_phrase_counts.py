@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.catalog import normalize_title, split_title_year  # noqa: E402
 from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
-from crs.understand.titles import phrase_keys  # noqa: E402
+from crs.understand.text import phrase_keys  # noqa: E402
 
 _AT = re.compile(r"@(\d+)")
 

@@ -7,7 +7,8 @@ import pytest
 
 from crs.catalog import Catalog, Item
 from crs.nlu import Linker
-from crs.understand.titles import PhraseStats, TitleIndex, title_key
+from crs.understand.text import PhraseStats, title_key
+from crs.understand.titles import TitleIndex
 
 
 def linked(linker: Linker, text: str) -> set[tuple[str, str]]:

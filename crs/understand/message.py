@@ -22,7 +22,7 @@ from crs.nlu import Linker, Mention, RuleReading, one_statement_each, read_menti
 from crs.state import BeliefState, BeliefUpdate, Preference
 from crs.understand.redial_acts import ACTS
 from crs.understand.references import Reference, find_references
-from crs.understand.titles import tokenize
+from crs.understand.text import tokenize
 
 if TYPE_CHECKING:
     from crs.catalog import Catalog

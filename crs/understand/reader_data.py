@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crs.understand.redial_acts import ACTS, POLARITIES, MovieFact, SeekerTurn
-from crs.understand.titles import fold
+from crs.understand.text import fold, tokenize
 
 if TYPE_CHECKING:
     from crs.nlu import Linker
@@ -133,8 +133,6 @@ def make_example(
     other = label.get("other") or []
     tokens = None
     for m in linker.mentions(text):
-        from crs.understand.titles import tokenize
-
         tokens = tokens or tokenize(text)
         s, e = tokens[m.start].start, tokens[m.end - 1].end
         if any(s < te and ts < e for ts, te in taken):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crs.understand.titles import Token, fold, tokenize
+from crs.understand.text import Token, fold, tokenize
 
 if TYPE_CHECKING:
     from crs.catalog import Item

