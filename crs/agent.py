@@ -410,7 +410,14 @@ class Agent:
         if act.kind == "ask":
             note = compose.ask_note(belief)
             messages = self.prompts.render(
-                "reply", act="ask", message=quoted, likes=likes, dislikes=ruled_out, films=[], note=note, profile=profile
+                "reply",
+                act="ask",
+                message=quoted,
+                likes=likes,
+                dislikes=ruled_out,
+                films=[],
+                note=note,
+                profile=profile,
             )
             fallback = compose.ask_question(belief, self.catalog, turn=len(belief.shown) + len(belief.preferences))
         elif act.kind == "no_results":
