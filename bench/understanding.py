@@ -294,7 +294,7 @@ def write(results: dict, out: Path) -> None:
     lines += [
         "",
         "*product*: what the agent reads: the learned reader, plus the rules kept where they are exact (a critique's "
-        'direction, a "why" about a film; an explicit "no X" for polarity). *reader*: the learned reader alone. '
+        "direction, a greeting or thanks; an explicit \"no X\" for polarity). *reader*: the learned reader alone. "
         "*rules*: the agent with the reader off. *keyword*: one regular expression per act.",
         "",
         f"Hand-written synthetic dev messages ({results['synthetic_messages']}; acts ReDial seekers rarely perform, "

@@ -139,10 +139,10 @@ class Understander:
             spans = [(tokens[m.start].start, tokens[m.end - 1].end) for m in mentions]
             got = self.reader.read(text, context or agent_context(belief, self.catalog), spans)
             probs = got.acts
-            # Rules kept where they are exact: a critique's direction ("newer", "funnier", "not that one")
-            # and a "why" about a film are the rules' to see as well.
+            # Rules kept where they are exact: a critique's direction ("newer", "funnier", "not that one"),
+            # and a greeting, thanks or goodbye (small talk by the annotation guideline's own definition).
             exact = ["critique"] if intent.critique else []
-            exact += ["ask_why"] if intent.kind == "explain" else []
+            exact += ["chitchat"] if _SMALL_TALK.search(text) else []
             acts = tuple(dict.fromkeys([*got.chosen, *exact]))
             model_acts = got.chosen
             model_pols: list[str | None] = [got.polarity(k) for k in range(len(mentions))]
@@ -285,6 +285,11 @@ def rule_acts(
     return [a for a in ACTS if a in acts]
 
 
+_SMALL_TALK = re.compile(
+    r"\b(hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening|night)|thanks?|thank you|thx|ty|bye|goodbye|"
+    r"have a (?:good|nice|great) (?:day|night|one|evening))\b",
+    re.I,
+)
 _SEEN = re.compile(r"\b(seen|saw|watched|already watch)", re.I)
 _NOT_SEEN = re.compile(r"\b(not|never|haven'?t|hasn'?t|didn'?t|havent|didnt)\b[^.,;!?]{0,12}\b(seen|saw|watched)", re.I)
 
