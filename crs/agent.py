@@ -385,6 +385,7 @@ class Agent:
             seq_scores=seq_scores or None,
             seq_weight=self.cfg.scorer.weight,
             popularity_weight=retrieval.broad_popularity_weight if broad else retrieval.popularity_weight,
+            genre_first=broad and bool(belief.liked_genres),
         )
         events.append(event)
         # The last line of defence: nothing the user ruled out is ever shown.

@@ -98,6 +98,7 @@ def score(
     seq_weight: float = 0.1,
     exclusion: Exclusion | None = None,
     popularity_weight: float = 0.01,
+    genre_first: bool = False,
 ) -> list[Candidate]:
     """Rank candidates: similarity, plus liked genres, people and themes they match (weighted
     by how strongly each was said: "love" 1.5, "kind of like" 0.5), plus ``popularity_weight`` times the log of the
@@ -129,6 +130,11 @@ def score(
                     reasons.append(keyword)
         ranked.append(Candidate(cand.item, cand.similarity, cand.similarity + bonus, tuple(reasons)))
     ranked.sort(key=lambda c: -c.score)
+    if genre_first:
+        # A broad request names what it wants by genre: films of a liked genre come first, so a well-known
+        # film of another kind ("Inception" for "a sports movie") does not outrank them.
+        liked = {g.casefold() for g in belief.liked_genres}
+        ranked.sort(key=lambda c: not any(g.casefold() in liked for g in c.item.genres))
     return ranked[:k]
 
 

@@ -65,3 +65,19 @@ def test_score_weighs_strength_and_themes() -> None:
     # A strongly liked genre beats a mildly liked one; a rejected theme sinks below both.
     assert order.index("drama") < order.index("comedy") < order.index("zombie")
     assert "time travel" in next(c for c in ranked if c.item.id == "timetravel").reasons
+
+
+def test_a_broad_request_leans_on_popularity_but_keeps_to_its_genre() -> None:
+    from dataclasses import replace
+
+    belief = BeliefState(preferences=(Preference("genre", "Sports", 1),))
+    known = replace(cand("inception", 0.40, ("Science Fiction",)).item, popularity=300.0)
+    cands = [
+        Candidate(known, 0.40, 0.40),
+        Candidate(replace(cand("sandlot", 0.36, ("Sports",)).item, popularity=60.0), 0.36, 0.36),
+        cand("obscure", 0.45, ("Sports",)),
+    ]
+    narrow = [c.item.id for c in score(cands, belief, k=3)]
+    assert narrow[0] == "obscure"  # similarity decides when popularity weighs little
+    broad = [c.item.id for c in score(cands, belief, k=3, popularity_weight=0.04, genre_first=True)]
+    assert broad == ["sandlot", "obscure", "inception"]
