@@ -34,7 +34,10 @@ def test_questions_ask_for_what_is_missing(catalog: Catalog) -> None:
 
 def test_a_rejection_this_turn_asks_what_was_wrong(catalog: Catalog) -> None:
     belief = BeliefState(preferences=(Preference("item", "heat-1995", -1, turn=3),))
-    assert compose.recommend_note(Intent(), belief, catalog, 3) == "they turned down Heat (1995); ask what they did not like about it"
+    assert (
+        compose.recommend_note(Intent(), belief, catalog, 3)
+        == "they turned down Heat (1995); ask what they did not like about it"
+    )
     assert compose.recommend_note(Intent(), belief, catalog, 4) == ""
     critique = Intent(critique=True, update=BeliefUpdate(preferences=(Preference("genre", "Comedy", 1),)))
     assert compose.recommend_note(critique, belief, catalog, 3) == "they asked for more Comedy than the last picks"
