@@ -114,13 +114,20 @@ EXPERIENCE = frozenset(
 NEGATED_POSITIVE = frozenset("wait enough".split())
 # "anything but X", "everything but X": 'but' is a negator here, not a clause break.
 BUT_NEGATING = frozenset("anything everything all nothing".split())
+# Two words that rule out what follows: "spare me X", "steer clear of X", "sick of X", "enough with X".
+NEGATING_PAIRS = frozenset(
+    tuple(p.split())
+    for p in "spare me|steer clear|stay away|keep away|away from|sick of|tired of|done with|fed up|enough with|"
+    "rather not|pass on|over with|bored of|bored with".split("|")
+)
 CLAUSE_BREAK = frozenset("but however although though whereas yet".split())
 # Evaluations after a mention or of "it": "Alien was boring", "horror is not for me".
 POST_NEGATIVE = frozenset(
     """
     boring awful terrible bad worst sucked sucks overrated hated disliked meh dull stupid annoying horrible
     disappointing disappointed disappointment letdown cheesy corny gross lame silly slow depressing confusing
-    hate hates dislike dislikes
+    hate hates dislike dislikes garbage trash trashy cringe cringey cringy cringeworthy snooze snoozefest yawn
+    mediocre forgettable pointless unwatchable rubbish bland tedious predictable asleep sleep
     """.split()
 )
 POST_POSITIVE = frozenset(
@@ -131,7 +138,8 @@ POST_POSITIVE = frozenset(
     """.split()
 )
 POST_NEGATIVE_PHRASES = tuple(
-    "not for me|no thanks|isn t for me|isn t my thing|not my|not really my|not one of my|not so much|not that much|"
+    "not for me|no thanks|isn t for me|isn t my|wasn t for me|wasn t my|aren t for me|aren t my|weren t for me|"
+    "weren t my|not my|not really my|not one of my|not so much|not that much|"
     "a bit much|turns me off|turned me off|let down|not as good|wasn t as good|isn t as good".split("|")
 )
 # Taking up a suggestion: "I'll check it out", "want to see it".

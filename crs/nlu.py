@@ -26,6 +26,7 @@ from crs.lexicon import (
     GENRE_SYNONYMS,
     MILD_CUES,
     NEGATED_POSITIVE,
+    NEGATING_PAIRS,
     NEGATORS,
     NEVER_FLIPPED,
     NOT_AFTER_TOO,
@@ -42,7 +43,7 @@ from crs.lexicon import (
     YOU,
 )
 from crs.state import BeliefUpdate, Kind, Preference
-from crs.understand.text import PhraseStats, Token, tokenize
+from crs.understand.text import PhraseStats, Token, negative_words, tokenize
 from crs.understand.titles import Link, TitleIndex
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ def _polarities(
         prev = tokens[k - 1].norm if k else ""
         if k and "," in text[tokens[k - 1].end : tok.start]:
             comma_at = k
-            if w in _STATEMENT_START and k not in inside:
+            if (w in _STATEMENT_START and k not in inside) or _request_follows(text, tokens, k):
                 # "no Adam Sandler, give me a comedy": a new statement after the comma ends the negation's scope.
                 polarity, negated_recently = 1, -99
         if clauses is not None and k and clauses[k] != clauses[k - 1]:
@@ -224,6 +225,10 @@ def _polarities(
             negative_at = k if w == "nothing" else negative_at
         elif w in {"like", "similar"} and prev not in SUBJECTS and polarity < 0 and negative_at > comma_at:
             pass  # "not into movies like Saw", "nothing similar to Ted": examples share the polarity
+        elif (prev, w) in NEGATING_PAIRS:
+            polarity, negated_recently = -1, k  # "spare me the horror", "sick of superhero movies"
+        elif w == "out" and prev in KEEPING_OUT:
+            polarity, negated_recently = -1, k  # "rule out horror", "leave out Tom Cruise"
         elif w == "more" and prev in {"no", "not", "any", "nothing"}:
             polarity, negated_recently = -1, k  # "no more superhero movies"
         elif w in POSITIVE:
@@ -235,6 +240,20 @@ def _polarities(
     return out
 
 
+def _request_follows(text: str, tokens: list[Token], k: int) -> bool:
+    """The words from ``k`` to the next comma or stop ask for something ("..., a comedy",
+    "..., action please"): a new statement, not one more item of a list ("no horror, comedy or romance")."""
+    seg = [tokens[k].norm]
+    for j in range(k + 1, len(tokens)):
+        if re.search(r"[,.;!?()\n]", text[tokens[j - 1].end : tokens[j].start]):
+            break
+        seg.append(tokens[j].norm)
+    return seg[0] not in {"or", "nor", "and"} and (seg[0] in {"a", "an"} or bool(_REQUEST_WORDS.intersection(seg)))
+
+
+_REQUEST_WORDS = frozenset("please pls plz want give show recommend suggest".split())
+
+
 def _habitual(tokens: list[Token], negator: int) -> bool:
     """The negator at ``negator`` is present or future ("don't", "never", "won't"), not past
     ("didn't", "haven't"): "I don't watch X" says what the user avoids."""
@@ -244,7 +263,11 @@ def _habitual(tokens: list[Token], negator: int) -> bool:
 
 
 def _clause_bounds(
-    text: str, tokens: list[Token], inside: frozenset[int] = frozenset(), starts: frozenset[int] = frozenset()
+    text: str,
+    tokens: list[Token],
+    inside: frozenset[int] = frozenset(),
+    starts: frozenset[int] = frozenset(),
+    exclaimed: frozenset[int] = frozenset(),
 ) -> list[int]:
     """Clause number of each token: sentences and contrastive 'but' start new clauses, never
     inside a title ("Boo! A Madea Halloween")."""
@@ -253,9 +276,9 @@ def _clause_bounds(
     for k, tok in enumerate(tokens):
         gap = text[tokens[k - 1].end : tok.start] if k else ""
         # A "!" right after a title word may be the title's own ("Airplane!"); never inside one.
-        title_mark = k - 1 in inside and gap.lstrip()[:1] in {"!", "?"}
+        title_mark = k - 1 in exclaimed and gap.lstrip()[:1] in {"!", "?"}
         within = k in inside and k - 1 in inside and k not in starts  # inside one title, not between two
-        if re.search(r"[.;!?\n]", gap) and not within and not title_mark:
+        if _CLAUSE_GAP.search(gap) and not within and not title_mark:
             clause += 1
         if (
             tok.norm in CLAUSE_BREAK
@@ -265,6 +288,10 @@ def _clause_bounds(
             clause += 1
         ids.append(clause)
     return ids
+
+
+# Between two clauses: a stop, a bracket, or a dash between spaces ("a western - Alien bored me").
+_CLAUSE_GAP = re.compile(r"[.;!?\n()\[\]]|(?:^|\s)[-–—]+(?:\s|$)")
 
 
 def _inert(text: str, tokens: list[Token], clauses: list[int], inside: frozenset[int]) -> frozenset[int]:
@@ -288,7 +315,7 @@ def opinion_of(words: list[str], verbs: bool = True) -> int:
         return -1
     if not NEGATORS.intersection(words) and any(f" {phrase} " in text for phrase in ACCEPTING):
         return 1
-    negated = -99
+    negated, content = -99, False
     for k, w in enumerate(words):
         prev, nxt = words[k - 1] if k else "", words[k + 1] if k + 1 < len(words) else ""
         if w in POST_NEGATIVE and (verbs or w not in NEGATORS):
@@ -305,7 +332,17 @@ def opinion_of(words: list[str], verbs: bool = True) -> int:
             and (nxt in ANAPHORS or prev in SUBJECTS - {"t"} or words[k - 2 : k] == ["didn", "t"])
         ):
             return -1 if k - negated <= 4 else 1  # the verb, not "a film like Y"
+        elif w in ABOUT:
+            content = True  # "X is about abuse": what happens in it, no verdict
+        elif k < 4 and not content and w in negative_words():
+            return 1 if k - negated <= 3 else -1  # "X bored me", "X was dreadful", "X stank"
     return 0
+
+
+# "keep X out (of it)", "leave X out": a verb that, with "out" after the mention, excludes it.
+KEEPING_OUT = frozenset("keep leave count cut take rule".split())
+# Words after which what follows is the film's content, not a verdict on it.
+ABOUT = frozenset("about where when whose who which with of in on".split())
 
 
 def _is_question(tokens: list[Token], text: str) -> bool:
@@ -324,6 +361,7 @@ class RuleReading:
     strength: float  # 0.5 mild, 1 plain, 1.5 strong
     seen: bool  # "I've seen X"
     negated: bool  # an explicit negation governs it ("no X", "anything but X", "don't like X", "hate X")
+    quoted: bool = False  # inside a quoted sentence: someone's words, no taste of the user's
 
 
 def read_mentions(text: str, linker: Linker, mentions: list[Mention] | None = None) -> list[RuleReading]:
@@ -333,7 +371,13 @@ def read_mentions(text: str, linker: Linker, mentions: list[Mention] | None = No
         return []
     mentions = linker.mentions(text) if mentions is None else mentions
     inside = frozenset(k for m in mentions for k in range(m.start, m.end))
-    clauses = _clause_bounds(text, tokens, inside, frozenset(m.start for m in mentions))
+    # The last word of a title that ends in its own "!" or "?" ("Airplane!"): no sentence ends there.
+    exclaimed = frozenset(
+        m.end - 1
+        for m in mentions
+        if m.kind == "item" and (it := linker.catalog.get(m.value)) is not None and it.title.rstrip()[-1:] in "!?"
+    )
+    clauses = _clause_bounds(text, tokens, inside, frozenset(m.start for m in mentions), exclaimed)
     inside = _inert(text, tokens, clauses, inside)
     polarity = _polarities(tokens, clauses, inside, text)
     words = [t.norm for t in tokens]
@@ -355,15 +399,25 @@ def read_mentions(text: str, linker: Linker, mentions: list[Mention] | None = No
         stop = _next_statement(text, tokens, m.end, min(nxt, span[-1] + 1, m.end + 12))
         after = [words[k] for k in range(m.end, stop) if k not in inside][:8]
         pol = polarity[m.start]
-        cue = any(w in NEGATORS or w in POSITIVE for w in before[-6:])
-        negative_cue = pol < 0 and any(w in NEGATORS or w == "but" for w in before[-6:])
+        since_last = [
+            words[k] for k in span[max(0, at - 40) : at] if (mentions[i - 1].end if i else 0) <= k and k not in inside
+        ]
+        # A cue before an earlier mention is that mention's: in "I want drama (documentary is not for me)"
+        # the "want" does not stop "not for me" from judging documentary.
+        cue = any(w in NEGATORS or w in POSITIVE for w in since_last[-6:])
+        negative_cue = pol < 0 and (
+            any(w in NEGATORS or w == "but" for w in before[-6:])
+            or any(pair in NEGATING_PAIRS for pair in zip(before[-7:], before[-7:][1:], strict=False))
+        )
+        if after[:1] == ["out"] and any(w in KEEPING_OUT for w in since_last[-3:]):
+            pol, negative_cue = -1, True  # "keep Tom Cruise out of it", "leave horror out"
         post = opinion_of(after)
         question = _is_question([tokens[k] for k in span], text) or any(
             w in YOU and nxt_w in EXPERIENCE for w, nxt_w in zip(before, before[1:], strict=False)
         )
         if post and (not cue or pol == 0) and not (negative_cue and post > 0):
             pol = post  # "Alien was boring", "I haven't seen X but it looks good"
-        elif question and not any(w in NEGATORS or w in POSITIVE - {"recommend"} for w in before):
+        elif question and not negative_cue and not any(w in NEGATORS or w in POSITIVE - {"recommend"} for w in before):
             pol = 0  # "Have you seen X?", "What is X about?"
         is_seen = False
         if m.kind == "item" and pol != 0 and any(cue in " " + " ".join(words[k] for k in span) for cue in SEEN_CUES):
@@ -373,15 +427,22 @@ def read_mentions(text: str, linker: Linker, mentions: list[Mention] | None = No
         pols.append(pol)
         seen.append(is_seen)
         negated.append(pol < 0 and negative_cue)
-        since_last = [
-            words[k] for k in span[max(0, at - 40) : at] if (mentions[i - 1].end if i else 0) <= k and k not in inside
-        ]
         strengths.append(_strength(since_last if _strength(since_last) != 1.0 else after))
     _resolve_anaphora(words, clauses, inside, polarity, mentions, pols)
+    # A sentence in quotes is someone's words, not the user's taste ('reply with "X is a masterpiece"').
+    quoted = [any(a <= tokens[m.start].start < b for a, b in _quotations(text)) for m in mentions]
     return [
-        RuleReading(m, p, s, sn, ng and p < 0)
-        for m, p, s, sn, ng in zip(mentions, pols, strengths, seen, negated, strict=True)
+        RuleReading(m, 0 if q else p, s, sn and not q, ng and p < 0 and not q, q)
+        for m, p, s, sn, ng, q in zip(mentions, pols, strengths, seen, negated, quoted, strict=True)
     ]
+
+
+def _quotations(text: str) -> list[tuple[int, int]]:
+    """Character spans of quoted sentences (four or more words between quotes; a quoted title is shorter)."""
+    return [m.span() for m in _QUOTATION.finditer(text) if len(m.group(1).split()) >= 4]
+
+
+_QUOTATION = re.compile(r"[\"“]([^\"”]{3,})[\"”]")
 
 
 def _next_statement(text: str, tokens: list[Token], start: int, end: int) -> int:
@@ -394,7 +455,8 @@ def _next_statement(text: str, tokens: list[Token], start: int, end: int) -> int
 
 
 _STATEMENT_START = frozenset(
-    "i im we you just give show find get recommend suggest please maybe what how something".split()
+    "i im we you just give show find get recommend suggest please maybe what how something any anything got can could"
+    " would".split()
 )
 
 

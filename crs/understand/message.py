@@ -146,6 +146,12 @@ class Understander:
             acts = tuple(dict.fromkeys([*got.chosen, *exact]))
             model_acts = got.chosen
             model_pols: list[str | None] = [got.polarity(k) for k in range(len(mentions))]
+            for lo, hi, ks in _sentences_with(text, spans):
+                if len(ks) < len(mentions):  # a mention's polarity is read in its own sentence
+                    part = self.reader.read(text[lo:hi], context or agent_context(belief, self.catalog),
+                                            [(spans[k][0] - lo, spans[k][1] - lo) for k in ks])  # fmt: skip
+                    for j, k in enumerate(ks):
+                        model_pols[k] = part.polarity(j)
             source = "model"
         else:
             acts, probs = tuple(rule_acts(intent, rules, references, belief, text)), {}
@@ -240,10 +246,32 @@ class Understander:
         return own.merged(BeliefUpdate(intent.update.preferences, (), intent.update.retract, intent.update.constraints))
 
 
+def _sentences_with(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int, list[int]]]:
+    """The sentences of ``text`` that hold mentions: (start, end, the mentions' indices). A sentence
+    ends at a stop, "!", "?", ";" or a line break that no mention spans ("Airplane!")."""
+    cuts = [m.end() for m in _SENTENCE_END.finditer(text) if not any(a < m.start() < b for a, b in spans)]
+    bounds = list(zip([0, *cuts], [*cuts, len(text)], strict=True))
+    out = []
+    for lo, hi in bounds:
+        ks = [k for k, (a, _) in enumerate(spans) if lo <= a < hi]
+        if ks:
+            out.append((lo, hi, ks))
+    return out
+
+
+_SENTENCE_END = re.compile(r"[.!?;\n]+\s*")
+
+
 def _mention_reading(rule: RuleReading, model: str | None, describes: bool) -> MentionReading:
     m: Mention = rule.mention
-    if rule.negated:
+    if rule.quoted:
+        polarity = "neutral"
+    elif rule.negated:
         polarity = "dislike"  # an explicit "no X" is never overruled
+    elif model is not None and rule.polarity < 0 and model != "none":
+        # A dislike is the costlier thing to lose: where the rules read one in the mention's own
+        # clause ("X was terrible, I loved Y"), the reader's "like" does not lift it.
+        polarity = "dislike"
     elif model is not None:
         polarity = model
     elif rule.polarity:

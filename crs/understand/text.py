@@ -3,6 +3,7 @@ director named in a Wikipedia lead, and the English words that are no typo."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -114,3 +115,38 @@ def english_words() -> frozenset[str]:
         log.warning("no word list for typo correction (%s)", exc)
         return frozenset()
     return frozenset(w for w in words if w.isalpha() and not w.startswith("#"))
+
+
+# Words whose sentiment in general English is negative but that describe what a film is like in a
+# movie chat ("Alien was scary", "it made me cry"): no verdict on the film.
+_DESCRIPTIVE = frozenset(
+    """
+    scary scared scare creepy dark sad sadly violent violence disturbing disturbed intense gory bloody evil war crime
+    horror killer killers kill kills killing murder murders death dead die dies fight fights fighting monster
+    monsters zombie zombies ghost ghosts thriller mystery tragic tragedy weird crazy insane mad twisted psycho
+    demon demons devil hell fear afraid terror terrifying frightening horrifying shocking shock cry cried crying
+    tears emotional heartbreaking brutal gritty raw serious alone lonely lost crash attack battle bomb gun guns
+    shark sharks criminal criminals prison jail danger dangerous escape revenge hunted hunt hunter cancer sick
+    sorrow grief poverty slave slavery disaster apocalypse alien aliens invasion hostage heist robbery stolen
+    """.split()
+)
+# Words VADER scores that carry no verdict in film talk ("something like X", "X please").
+_NO_VERDICT = frozenset(
+    "like likes liked please want wants wanted sure yes ok okay thanks thank lol haha hope no".split()
+)
+
+
+@functools.cache
+def negative_words(threshold: float = -1.0) -> frozenset[str]:
+    """Words that judge a film badly when said of it ("X bored me", "X sucked", "X was dreadful"):
+    the VADER sentiment lexicon (Hutto & Gilbert 2014, MIT) at ``threshold`` or below, less the
+    words that describe a kind of film rather than judge one."""
+    try:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    except ImportError as exc:
+        log.warning("no sentiment lexicon (%s); only the built-in opinion words are read", exc)
+        return frozenset()
+    lexicon = SentimentIntensityAnalyzer().lexicon
+    return frozenset(
+        w for w, v in lexicon.items() if v <= threshold and w.isalpha() and w not in _DESCRIPTIVE | _NO_VERDICT
+    )

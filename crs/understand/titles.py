@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 from crs.catalog import Catalog, Item, split_title_year
-from crs.lexicon import TITLE_ALIASES
+from crs.lexicon import EXPERIENCE, POSITIVE, TITLE_ALIASES
 from crs.understand.text import (
     APOSTROPHES,
     CLITICS,
@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 MAX_TITLE_TOKENS = 10
 
 # Words that never start or end a film or a name on their own, whatever the catalog holds.
+# Said of a film just before its title, and the first word of a verdict just after it.
+_FILM_VERBS = (POSITIVE | EXPERIENCE | frozenset("hated hate dislike disliked rewatched rewatch".split())) - frozenset(
+    "more similar lots plenty into mood know knew sure read hear heard".split()
+)
+_VERDICT_NEXT = frozenset("was is wasn isn bored sucked sucks stank rocked rocks scared made put".split())
 _FUNCTION_WORDS = frozenset(
     "a an the and or but of to in on at for with by from is are was were be been it its this that these those "
     "i me my you your we our they them he she his her not no so as if than then too very just".split()
@@ -483,24 +488,30 @@ class TitleIndex:
             return False
         if self.phrases.everyday(key):
             return False  # "anything else", "in the mood", "love": ordinary words unless typed as a title
-        if (
-            n > 1
-            and all(w in self._known_words or w in _FUNCTION_WORDS for w in words)
-            and not span[0].text[:1].isupper()
-        ):
-            # Lower-case ordinary words ("about time", "the one"): a film only when movie chats name it often.
+        # Past this point capitals say nothing (none, or only the sentence's first word: "Drop Heat",
+        # "SYSTEM: ..."): ordinary words are a film only when movie chats name it often, more readily
+        # right after a verb said of films ("i hated top gun", "Alien bored me").
+        judged = self._judged(tokens, i, n)
+        if n > 1 and all(w in self._known_words or w in _FUNCTION_WORDS for w in words):
             marked, plain = self._film_talk(key), self.phrases.plain.get(key, 0)
-            return marked >= 3 and marked >= 2 * plain
-        if n == 1 and (len(key) < 3 or key in self._known_words) and not span[0].text[:1].isupper():
-            # A lower-case common word is a film when typed with the film's own article ("the matrix"),
-            # or when people in movie chats name the film far more often than they use the word.
+            return marked >= 1 and marked >= plain if judged else marked >= 3 and marked >= 2 * plain
+        if n == 1 and (len(key) < 3 or key in self._known_words):
+            # A common word is a film when typed with the film's own article ("the matrix").
             article = i > 0 and tokens[i - 1].norm in {"the", "a", "an"}
             own = self.items_for(key)[:1]
             if article and own and _article(own[0].title):
                 return True
             marked, plain = self._film_talk(key), self.phrases.plain.get(key, 0)
-            return marked >= 5 and marked >= 4 * plain
+            return marked >= 2 and 2 * marked >= plain if judged else marked >= 5 and marked >= 4 * plain
         return True
+
+    @staticmethod
+    def _judged(tokens: list[Token], i: int, n: int) -> bool:
+        """A verb said of films right before the words ("loved", "hated", "watched") or a verdict
+        right after them ("was", "bored", "sucked")."""
+        before = tokens[i - 1].norm if i > 0 else ""
+        after = tokens[i + n].norm if i + n < len(tokens) else ""
+        return before in _FILM_VERBS or after in _VERDICT_NEXT
 
     def _film_talk(self, key: str) -> float:
         """How often movie chats name the film with this title: marked mentions in the counted
