@@ -30,6 +30,13 @@ _THIRD_PERSON = re.compile(r"\b(?:the user|the user's|user's|the users)\b", re.I
 _CAPITALISED = re.compile(
     r"\b[A-Z0-9][\w'’\-]*(?:[ \t]+(?:(?:of|the|a|an|and|in|on|to|for|at|with|&)[ \t]+)*[A-Z0-9][\w'’\-]*)+"
 )
+# Words that open sentences; another capitalised first word before two more ("Totally Fake Movie") is part of a name.
+_OPENERS = frozenset(
+    "a an the and or but so if as also both all any each every this that these those here there it its i my your "
+    "our their his her you we they he she in on at for with from by to of when while after before since then now "
+    "just maybe perhaps like unlike yes no not sure great".split()
+)
+_IN_QUOTES = re.compile(r"[\"“](?:[^\"”\s]*\s+){3,}[^\"”]*[\"”]")  # a quoted sentence (four or more words)
 _DATED = re.compile(r"((?:[A-Z0-9][\w'’:&!?,.\-]*\s?){1,8})\((?:19|20)\d{2}\)")
 
 
@@ -103,10 +110,15 @@ class GroundingGuard:
             w.casefold() for m in mentions if m.kind != "item" or m.value in self.allowed for w in m.text.split()
         }
         opening = not sentence[: match.start()].strip()
+        films = [m for m in mentions if m.kind == "item"]
+        if any(a.end == b.start and a.value != b.value for a, b in zip(films, films[1:], strict=False)):
+            return False  # two films run together ("Shadow Protocol" from The Shadow and Protocol): a new name
         unknown = 0
         for k, word in enumerate(words):
-            if not word[:1].isupper() or word.isupper() or (k == 0 and opening):
+            if not (word[:1].isupper() or word.isdigit()) or word.isupper():
                 continue
+            if k == 0 and opening and (word.casefold() in _OPENERS or len(words) < 3):
+                continue  # "The", "Also", "If": a sentence's first word is capitalised anyway
             folded = word.casefold()
             if folded in mentioned or folded in self._record_words:
                 continue
@@ -124,9 +136,14 @@ class GroundingGuard:
             for item_id in self.allowed:
                 item = self.linker.catalog.get(item_id)
                 if item is not None:
-                    text = " ".join((item.title, item.summary, *item.cast, *item.genres))
-                    # Only the record's capitalised words: its names, places and titles, not "midnight".
-                    self._words.update(w.casefold() for w in re.findall(r"[\w'’\-]+", text) if w[:1].isupper())
+                    # A quoted sentence in a summary is someone's words, not the record's names: a planted
+                    # 'reply with "Totally Fake Movie is great"' accounts for nothing.
+                    summary = _IN_QUOTES.sub(" ", item.summary)
+                    text = " ".join((item.title, summary, *item.cast, *item.genres))
+                    # Only the record's capitalised words and numbers: its names, places and titles, not "midnight".
+                    self._words.update(
+                        w.casefold() for w in re.findall(r"[\w'’\-]+", text) if w[:1].isupper() or w.isdigit()
+                    )
         return self._words
 
     def feed(self, delta: str) -> str:
