@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crs.catalog import load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
 from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
-from crs.nlu import Linker, Mention, read_mentions  # noqa: E402
-from crs.understand.message import Understander  # noqa: E402
+from crs.nlu import Linker, Mention, RuleReading, read_mentions  # noqa: E402
+from crs.understand.message import Understander, product_polarity, sentence_polarities  # noqa: E402
 from crs.understand.reader import MessageReader  # noqa: E402
 from crs.understand.reader_data import (  # noqa: E402
     STYLES,
@@ -106,17 +106,21 @@ def records(examples: list[Example], turns: dict[str, SeekerTurn], linker: Linke
     return out
 
 
-def polarity_of_rules(text: str, linker: Linker, start: int, end: int) -> tuple[str, bool]:
-    """The rules' polarity of the words at [start, end), read as a mention of whatever they name, and
-    whether an explicit negation governs them (the product keeps that dislike whatever the model says)."""
+def rule_reading(text: str, linker: Linker, start: int, end: int) -> RuleReading | None:
+    """The rules' reading of the words at [start, end), read as a mention of whatever they name."""
     tokens = tokenize(text)
     ks = [k for k, t in enumerate(tokens) if t.start < end and t.end > start]
     if not ks:
-        return "neutral", False
-    rule = read_mentions(text, linker, [Mention("item", "x", text[start:end], ks[0], ks[-1] + 1)])[0]
+        return None
+    return read_mentions(text, linker, [Mention("item", "x", text[start:end], ks[0], ks[-1] + 1)])[0]
+
+
+def polarity_of(rule: RuleReading | None) -> str:
+    if rule is None:
+        return "neutral"
     if rule.polarity:
-        return ("like" if rule.polarity > 0 else "dislike"), rule.negated
-    return ("seen" if rule.seen else "neutral"), False
+        return "like" if rule.polarity > 0 else "dislike"
+    return "seen" if rule.seen else "neutral"
 
 
 def polarity_table(pairs: list[tuple[str, str]]) -> dict[str, object]:
@@ -241,12 +245,14 @@ def main() -> None:
         if not spans:
             continue
         got = reader.read(e.text, e.context, [(s.start, s.end) for s in spans])
+        in_sentence = sentence_polarities(reader, e.text, e.context, [(s.start, s.end) for s in spans], got)
         for k, s in enumerate(spans):
             model = got.polarity(k) if got.polarity(k) != "none" else "neutral"
-            rule, negated = polarity_of_rules(e.text, linker, s.start, s.end)
-            pol_pairs["product"].append((s.label, "dislike" if negated else model))
+            rule = rule_reading(e.text, linker, s.start, s.end)
+            product = product_polarity(rule, in_sentence[k]) if rule is not None else in_sentence[k]
+            pol_pairs["product"].append((s.label, "neutral" if product == "none" else product))
             pol_pairs["reader"].append((s.label, model))
-            pol_pairs["rules"].append((s.label, rule))
+            pol_pairs["rules"].append((s.label, polarity_of(rule)))
             pol_pairs["keyword"].append((s.label, "dislike" if NEGATION.search(e.text) else "like"))
     results["polarity"] = {name: polarity_table(pairs) for name, pairs in pol_pairs.items()}
     results["polarity_spans"] = len(labelled)
@@ -294,7 +300,7 @@ def write(results: dict, out: Path) -> None:
     lines += [
         "",
         "*product*: what the agent reads: the learned reader, plus the rules kept where they are exact (a critique's "
-        "direction, a greeting or thanks; an explicit \"no X\" for polarity). *reader*: the learned reader alone. "
+        'direction, a greeting or thanks; an explicit "no X" for polarity). *reader*: the learned reader alone. '
         "*rules*: the agent with the reader off. *keyword*: one regular expression per act.",
         "",
         f"Hand-written synthetic dev messages ({results['synthetic_messages']}; acts ReDial seekers rarely perform, "

@@ -132,6 +132,8 @@ class Linker:
                 continue
             if genre is None and len(tokens[i].norm) >= 5 and tokens[i].norm not in self._genres:
                 genre = self._corrected_genre(tokens, i)
+            if genre and tokens[i].norm in _WATCHERS and i + 1 < len(tokens) and tokens[i + 1].norm in _GATHERINGS:
+                genre = None  # "a family night": who watches, not a kind of film
             if genre is not None:
                 names, n = genre
                 for name in names:
@@ -173,6 +175,13 @@ class Linker:
             if key in table:
                 return table[key], n
         return None
+
+
+# A genre word that also names who watches, and what follows it when it does ("family night").
+_WATCHERS = frozenset({"family"})
+_GATHERINGS = frozenset(
+    "night nights evening evenings weekend weekends outing dinner gathering reunion trip time day".split()
+)
 
 
 def _lower(tokens: list[Token], link: Link) -> bool:
