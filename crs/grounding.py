@@ -36,6 +36,13 @@ _OPENERS = frozenset(
     "our their his her you we they he she in on at for with from by to of when while after before since then now "
     "just maybe perhaps like unlike yes no not sure great".split()
 )
+# The reply prompt's fields said back ("recommend "I love horror" Horror", "Film 1: Heat (1995); ...",
+# "Fantasy; Fantasy;"): a small model that reads the prompt as a text to continue.
+_ECHO = re.compile(
+    r"^\W*(?i:act:\s*)?(?i:recommend|critique|ask|answer|explain)\b(?=\s*(?:[\"“:;]|[A-Z]|$))"
+    r"|\b(?:Act|User|They like|They rule out|Their profile|Note|Film \d+):"
+)
+_LIST_ECHO = re.compile(r"^(?:[^;.!?]{1,40};\s*){2,}|^\W*(?:[\w ]{1,30};\s*)+[\w ]{0,30}$")
 _IN_QUOTES = re.compile(r"[\"“](?:[^\"”\s]*\s+){3,}[^\"”]*[\"”]")  # a quoted sentence (four or more words)
 _DATED = re.compile(r"((?:[A-Z0-9][\w'’:&!?,.\-]*\s?){1,8})\((?:19|20)\d{2}\)")
 
@@ -93,7 +100,7 @@ class GroundingGuard:
             return "repeated"
         if len(self._said) >= self.max_sentences:
             return "too long"
-        if text.endswith(":"):
+        if text.endswith(":") or _ECHO.search(text) or _LIST_ECHO.search(text):
             return "prompt echo"
         self._said.add(norm)
         return ""
@@ -167,6 +174,8 @@ class GroundingGuard:
         if not sentence.strip():
             return sentence
         intro, colon, rest = sentence.partition(": ")
+        if colon and _ECHO.search(intro + colon):
+            rest = ""  # "Film 1: Heat (1995); ...": a field of the prompt, not an introduction
         if colon and rest.strip() and len(intro.split()) <= 8 and not self.linker.mentions(intro):
             # "Here's a revised version: Alien is tense." An introduction to nothing is an echo of the prompt.
             self.removed.append(intro.strip() + ":")

@@ -99,3 +99,15 @@ def test_names_spelt_from_allowed_films_or_planted_quotes_are_invented(linker: L
     guard = GroundingGuard(Linker(Catalog([planted])), {"planted"})
     out = run(guard, "Totally Fake Movie is the best film ever made. Deep Space Crew is about a crew in space. ")
     assert "Fake" not in out and "Deep Space Crew is about" in out
+
+
+def test_the_reply_prompt_said_back_is_dropped(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"heat-1995"})
+    text = (
+        'recommend "I love horror" Horror. Film 1: Heat (1995). Fantasy; Fantasy;\nHeat (1995) is a tense crime film. '
+    )
+    out = run(guard, text)
+    assert out.strip() == "Heat (1995) is a tense crime film."
+    assert len(guard.removed) == 3 and guard.dropped["prompt echo"] >= 1
+    guard = GroundingGuard(linker, {"heat-1995"})
+    assert run(guard, "I recommend Heat (1995); it is tense. ").strip() == "I recommend Heat (1995); it is tense."
