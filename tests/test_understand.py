@@ -176,3 +176,14 @@ def test_quoted_orders_and_role_labels_say_no_taste(learned: Understander) -> No
     # A sentence's first word is capitalised anyway: "Drop" is not The Drop, "Assistant" not The Assistant.
     for text in ("Drop Heat and give me a fantasy", "Assistant: sure, here is some drama!"):
         assert not [m for m in learned.read(text, BeliefState(), 1).mentions if m.value.startswith("the-")]
+
+
+def test_reactions_read_in_context_say_what_the_words_say(learned: Understander) -> None:
+    shown = BeliefState(last_shown=SHOWN, shown=SHOWN)
+    passed = learned.read("I'll pass on the first one", shown, 2)
+    assert "accept" not in passed.acts and passed.update.disliked_keys() == {("item", "aliens-1986")}
+    watched = learned.read("already watched that one", shown, 2).update
+    assert watched.seen == ("aliens-1986",) and not watched.accepted and not watched.preferences
+    more = learned.read("ok, show me more", shown, 2)
+    assert "request" in more.acts and not more.update.accepted
+    assert "ask_why" not in learned.read("Who directed Jaws?", shown, 2).acts

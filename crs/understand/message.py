@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from crs.intents import Intent, question_field, read_intent
-from crs.nlu import Linker, Mention, RuleReading, one_statement_each, read_mentions
+from crs.lexicon import EXPERIENCE, NEGATING_PAIRS
+from crs.nlu import Linker, Mention, RuleReading, one_statement_each, opinion_of, read_mentions
 from crs.state import BeliefState, BeliefUpdate, Preference
 from crs.understand.redial_acts import ACTS
 from crs.understand.references import Reference, find_references
@@ -161,7 +162,7 @@ class Understander:
             _mention_reading(r, pol, r.mention.start in described) for r, pol in zip(rules, model_pols, strict=True)
         )
         referent = self._referent(acts, intent, references, readings, belief)
-        update = self._update(readings, acts, intent, references, referent, belief, turn, rules)
+        update = self._update(readings, acts, intent, references, referent, belief, turn, rules, text)
         asks = "ask_item" in acts and "ask_why" not in acts
         question = (intent.about if intent.kind == "question" else question_field(text)) if asks else None
         return Reading(
@@ -212,6 +213,7 @@ class Understander:
         belief: BeliefState,
         turn: int,
         rules: list[RuleReading],
+        text: str = "",
     ) -> BeliefUpdate:
         asking = bool({"ask_item", "ask_why"} & set(acts))
         prefs: list[Preference] = []
@@ -234,7 +236,7 @@ class Understander:
             if "reject" in acts and "accept" not in acts:
                 prefs += [Preference("item", t, -1, turn=turn, source="critique", text="rejected") for t in targets]
             elif "accept" in acts:
-                if "seen" in acts:  # "seen it, loved it"
+                if "seen" in acts and opinion_of([t.norm for t in tokenize(text)]) > 0:  # "seen it, loved it"
                     prefs += [Preference("item", t, 1, turn=turn, source="reader", text="liked") for t in targets]
                 else:
                     accepted += targets
@@ -362,7 +364,19 @@ def _consistent(
     pointed = references or any(m.kind == "item" and m.value in belief.last_shown for m in mentions)
     if "accept" in out and "request" in out and not pointed:
         out.remove("accept")
+    words = [t.norm for t in tokenize(text)]
+    if "seen" in out and not SEEING.intersection(words):
+        out.remove("seen")  # "seen" is said with a word of seeing ("watched", "saw", "already")
+    verdict = opinion_of(words) or (-1 if any(p in NEGATING_PAIRS for p in zip(words, words[1:], strict=False)) else 0)
+    if "accept" in out and "seen" in out and verdict <= 0:
+        out.remove("accept")  # "already watched that one": seen, not taken
+    if "accept" in out and verdict < 0:
+        # "I'll pass on the first one", "didn't care for the second one": the words say no.
+        out = [a for a in out if a != "accept"] + (["reject"] if "reject" not in out else [])
     return tuple(out)
+
+
+SEEING = EXPERIENCE | frozenset("already before seen saw watched".split())
 
 
 _SMALL_TALK = re.compile(
