@@ -495,7 +495,8 @@ class Agent:
         """Stream the LLM's wording through the grounding guard; use ``fallback`` when it
         fails, says nothing usable, or (with ``required``) leaves out the fact it must state.
         Sentences naming what the user ruled out (``banned``) are dropped too."""
-        guard = GroundingGuard(self.linker, allowed, banned=banned)
+        prompt = "\n".join(m.content for m in messages if m.role == "user")
+        guard = GroundingGuard(self.linker, allowed, banned=banned, prompt=prompt)
         emitted: list[str] = []
         try:
             for delta in self.llm.stream(messages, max_new_tokens=self.cfg.llm.max_new_tokens):

@@ -59,6 +59,7 @@ class GroundingGuard:
     _buffer: str = ""
     _words: set[str] | None = None  # words of the allowed items' records, built on first use
     _said: set[str] = field(default_factory=set)  # kept sentences, normalised
+    prompt: str = ""  # the prompt the model was given: a sentence copied out of it is an echo
 
     def check(self, sentence: str) -> bool:
         """True if every title in the sentence is an allowed item and it names nothing banned."""
@@ -98,6 +99,8 @@ class GroundingGuard:
         norm = re.sub(r"\W+", " ", text.casefold()).strip()
         if norm in self._said:
             return "repeated"
+        if len(norm.split()) >= 4 and f" {norm} " in self._prompt_words:
+            return "prompt echo"  # the user's words or a fact line said back
         if len(self._said) >= self.max_sentences:
             return "too long"
         if text.endswith(":") or _ECHO.search(text) or _LIST_ECHO.search(text):
@@ -135,6 +138,10 @@ class GroundingGuard:
             m.kind == "item" and len(m.text.split()) < len(words) - (1 if opening else 0) for m in mentions
         )
         return unknown < (1 if inside_longer else 2)
+
+    @property
+    def _prompt_words(self) -> str:
+        return " " + re.sub(r"\W+", " ", self.prompt.casefold()).strip() + " "
 
     @property
     def _record_words(self) -> set[str]:

@@ -111,3 +111,10 @@ def test_the_reply_prompt_said_back_is_dropped(linker: Linker) -> None:
     assert len(guard.removed) == 3 and guard.dropped["prompt echo"] >= 1
     guard = GroundingGuard(linker, {"heat-1995"})
     assert run(guard, "I recommend Heat (1995); it is tense. ").strip() == "I recommend Heat (1995); it is tense."
+
+
+def test_a_sentence_copied_from_the_prompt_is_dropped(linker: Linker) -> None:
+    prompt = 'Act: recommend\nUser: "Saw those and didn\'t care for them"\nFilm 1: Heat (1995); Crime'
+    guard = GroundingGuard(linker, {"heat-1995"}, prompt=prompt)
+    out = run(guard, "Saw those and didn't care for them. Heat (1995) is a tense crime film. ")
+    assert out.strip() == "Heat (1995) is a tense crime film." and guard.dropped["prompt echo"] == 1
