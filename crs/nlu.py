@@ -287,7 +287,8 @@ def _clause_bounds(
         # A "!" right after a title word may be the title's own ("Airplane!"); never inside one.
         title_mark = k - 1 in exclaimed and gap.lstrip()[:1] in {"!", "?"}
         within = k in inside and k - 1 in inside and k not in starts  # inside one title, not between two
-        if _CLAUSE_GAP.search(gap) and not within and not title_mark:
+        dated = _YEAR.fullmatch(tok.text) or (k and _YEAR.fullmatch(tokens[k - 1].text))  # "Jaws (1975) was"
+        if _CLAUSE_GAP.search(gap) and not within and not title_mark and not (dated and not _SENTENCE_GAP.search(gap)):
             clause += 1
         if (
             tok.norm in CLAUSE_BREAK
@@ -300,6 +301,8 @@ def _clause_bounds(
 
 
 # Between two clauses: a stop, a bracket, or a dash between spaces ("a western - Alien bored me").
+_YEAR = re.compile(r"(?:19|20)\d\d")
+_SENTENCE_GAP = re.compile(r"[.;!?\n]")
 _CLAUSE_GAP = re.compile(r"[.;!?\n()\[\]]|(?:^|\s)[-–—]+(?:\s|$)")
 
 
