@@ -12,7 +12,7 @@ import logging
 import re
 
 from crs.llm import ChatModel
-from crs.nlu import Linker
+from crs.nlu import Linker, Mention
 from crs.prompts import Prompts
 from crs.state import BeliefUpdate, Preference
 
@@ -62,6 +62,9 @@ def link_extraction(data: dict[str, list[str]], linker: Linker, turn: int) -> Be
     for key, polarity in (("liked", 1), ("disliked", -1), ("seen", 0)):
         for text in data.get(key, []):
             mentions = linker.mentions(text)
+            if not mentions and (item := linker.index.resolve(text, fuzzy=False)) is not None:
+                # An entry is a name on its own ("Alien"): no sentence around it to say it is a film.
+                mentions = [Mention("item", item.id, text, 0, len(text.split()))]
             if not mentions:
                 log.debug("extraction entry %r names nothing in the catalog; dropped", text)
                 continue
