@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from crs.intents import Intent, question_field, read_intent
-from crs.lexicon import EXPERIENCE, NEGATING_PAIRS
+from crs.lexicon import NEGATING_PAIRS
 from crs.nlu import Linker, Mention, RuleReading, one_statement_each, opinion_of, read_mentions
 from crs.state import BeliefState, BeliefUpdate, Preference
 from crs.understand.redial_acts import ACTS
@@ -365,8 +365,6 @@ def _consistent(
     if "accept" in out and "request" in out and not pointed:
         out.remove("accept")
     words = [t.norm for t in tokenize(text)]
-    if "seen" in out and not SEEING.intersection(words):
-        out.remove("seen")  # "seen" is said with a word of seeing ("watched", "saw", "already")
     verdict = opinion_of(words) or (-1 if any(p in NEGATING_PAIRS for p in zip(words, words[1:], strict=False)) else 0)
     if "accept" in out and "seen" in out and verdict <= 0:
         out.remove("accept")  # "already watched that one": seen, not taken
@@ -375,8 +373,6 @@ def _consistent(
         out = [a for a in out if a != "accept"] + (["reject"] if "reject" not in out else [])
     return tuple(out)
 
-
-SEEING = EXPERIENCE | frozenset("already before seen saw watched".split())
 
 
 _SMALL_TALK = re.compile(
