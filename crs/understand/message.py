@@ -23,7 +23,7 @@ from crs.nlu import Linker, Mention, RuleReading, one_statement_each, opinion_of
 from crs.state import BeliefState, BeliefUpdate, Preference
 from crs.understand.redial_acts import ACTS
 from crs.understand.references import Reference, find_references
-from crs.understand.text import tokenize
+from crs.understand.text import Token, tokenize
 
 if TYPE_CHECKING:
     from crs.catalog import Catalog
@@ -146,7 +146,7 @@ class Understander:
             exact = ["critique"] if intent.critique else []
             exact += ["chitchat"] if _SMALL_TALK.search(text) else []
             exact += ["request"] if _MORE.search(text) else []
-            acts = _consistent(tuple(dict.fromkeys([*got.chosen, *exact])), text, references, mentions, belief)
+            acts = _consistent(tuple(dict.fromkeys([*got.chosen, *exact])), text, tokens, references, mentions, belief)
             model_acts = got.chosen
             model_pols: list[str | None] = list(
                 sentence_polarities(self.reader, text, context or agent_context(belief, self.catalog), spans, got)
@@ -162,7 +162,7 @@ class Understander:
             _mention_reading(r, pol, r.mention.start in described) for r, pol in zip(rules, model_pols, strict=True)
         )
         referent = self._referent(acts, intent, references, readings, belief)
-        update = self._update(readings, acts, intent, references, referent, belief, turn, rules, text)
+        update = self._update(readings, acts, intent, references, referent, belief, turn, rules, tokens)
         asks = "ask_item" in acts and "ask_why" not in acts
         question = (intent.about if intent.kind == "question" else question_field(text)) if asks else None
         return Reading(
@@ -213,7 +213,7 @@ class Understander:
         belief: BeliefState,
         turn: int,
         rules: list[RuleReading],
-        text: str = "",
+        tokens: list[Token] | None = None,
     ) -> BeliefUpdate:
         asking = bool({"ask_item", "ask_why"} & set(acts))
         prefs: list[Preference] = []
@@ -236,7 +236,7 @@ class Understander:
             if "reject" in acts and "accept" not in acts:
                 prefs += [Preference("item", t, -1, turn=turn, source="critique", text="rejected") for t in targets]
             elif "accept" in acts:
-                if "seen" in acts and opinion_of([t.norm for t in tokenize(text)]) > 0:  # "seen it, loved it"
+                if "seen" in acts and opinion_of([t.norm for t in tokens or []]) > 0:  # "seen it, loved it"
                     prefs += [Preference("item", t, 1, turn=turn, source="reader", text="liked") for t in targets]
                 else:
                     accepted += targets
@@ -353,7 +353,12 @@ _MORE = re.compile(
 
 
 def _consistent(
-    acts: tuple[str, ...], text: str, references: list[Reference], mentions: list[Mention], belief: BeliefState
+    acts: tuple[str, ...],
+    text: str,
+    tokens: list[Token],
+    references: list[Reference],
+    mentions: list[Mention],
+    belief: BeliefState,
 ) -> tuple[str, ...]:
     """The reader's acts, made consistent where a rule is exact: a question that asks for a fact ("who
     directed Jaws?") is no "why"; "ok" beside a request that points at no shown film ("ok, show me more",
@@ -364,7 +369,7 @@ def _consistent(
     pointed = references or any(m.kind == "item" and m.value in belief.last_shown for m in mentions)
     if "accept" in out and "request" in out and not pointed:
         out.remove("accept")
-    words = [t.norm for t in tokenize(text)]
+    words = [t.norm for t in tokens]
     verdict = opinion_of(words) or (-1 if any(p in NEGATING_PAIRS for p in zip(words, words[1:], strict=False)) else 0)
     if "accept" in out and "seen" in out and verdict <= 0:
         out.remove("accept")  # "already watched that one": seen, not taken
@@ -372,7 +377,6 @@ def _consistent(
         # "I'll pass on the first one", "didn't care for the second one": the words say no.
         out = [a for a in out if a != "accept"] + (["reject"] if "reject" not in out else [])
     return tuple(out)
-
 
 
 _SMALL_TALK = re.compile(
