@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,11 +83,27 @@ class SessionReaper:
             getattr(blocks, "pending_streams", None),
             getattr(blocks, "pending_diff_streams", None),
         ]
-        return self.reap(getattr(blocks, "state_holder", None), force, [m for m in maps if m is not None])
+        pending = getattr(queue, "pending_event_ids_session", None) or {}
+        return self.reap(
+            getattr(blocks, "state_holder", None),
+            force,
+            [m for m in maps if m is not None],
+            busy=lambda sid: bool(pending.get(sid)),
+        )
 
-    def reap(self, state_holder: Any, force: bool = False, per_session: Sequence[MutableMapping] = ()) -> int:
+    def reap(
+        self,
+        state_holder: Any,
+        force: bool = False,
+        per_session: Sequence[MutableMapping] = (),
+        busy: Callable[[str], bool] = lambda sid: False,
+    ) -> int:
         """Delete the idle sessions of ``state_holder`` (and their entries in ``per_session``
-        maps keyed by session id); return how many were dropped."""
+        maps keyed by session id); return how many were dropped.
+
+        Entries in ``per_session`` whose session ``state_holder`` no longer holds (Gradio evicts
+        the least recently used session past ``state_session_capacity`` without telling anyone)
+        go too, unless ``busy`` says an event of that session is still queued or unfinished."""
         if state_holder is None:
             return 0
         now = time.monotonic()
@@ -107,6 +123,10 @@ class SessionReaper:
                 state_holder.session_data.pop(sid, None)
                 last_used.pop(sid, None)
             for mapping in per_session:
+                mapping.pop(sid, None)
+        held = state_holder.session_data
+        for mapping in per_session:
+            for sid in [sid for sid in list(mapping) if sid not in held and not busy(sid)]:
                 mapping.pop(sid, None)
         if idle:
             self.dropped += len(idle)

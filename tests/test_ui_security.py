@@ -249,6 +249,15 @@ def test_reaper_is_throttled_and_survives_a_missing_holder() -> None:
     assert reaper.reap(holder) == 0  # throttled: once per interval
     assert reaper.reap(holder, force=True) == 1
 
+    # Queue entries of sessions the holder evicted on its own (past its capacity, so never idle
+    # in its books) go too, unless an event of theirs is still pending.
+    holder.session_data["d"] = 4
+    holder.time_last_used["d"] = datetime.now() + timedelta(hours=1)  # not idle
+    messages = {"d": "queue", "evicted": "queue", "queued": "queue"}
+    event_ids = {"d": set(), "evicted": set(), "queued": {"event-1"}}
+    reaper.reap(holder, force=True, per_session=[messages, event_ids], busy=lambda sid: bool(event_ids.get(sid)))
+    assert set(messages) == {"d", "queued"} and set(event_ids) == {"d", "queued"}
+
 
 def test_store_failure_mid_turn_is_a_clear_notice(
     served: tuple[str, Agent, Any], monkeypatch: pytest.MonkeyPatch
