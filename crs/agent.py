@@ -364,6 +364,7 @@ class Agent:
             k=retrieval.broad_candidates if broad else retrieval.candidates,
             like_ids=belief.liked_items[-3:],
             themes=belief.values("keyword", 1),
+            people=belief.values("person", 1),
         )
         events.append(event)
         seq_scores: dict[str, float] = {}

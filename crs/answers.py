@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crs.catalog import Catalog, Item
+from crs.catalog import Catalog, Item, director_of
 from crs.intents import Field
 from crs.lexicon import THEMES
 from crs.state import BeliefState, BeliefUpdate
 from crs.store import first_sentences
-from crs.understand.text import director_of
 
 
 @dataclass(frozen=True)

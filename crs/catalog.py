@@ -11,6 +11,7 @@ Formats:
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -25,6 +26,23 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _TITLE_YEAR = re.compile(r"^\s*(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$")
+
+
+_NAME = r"(?:[A-Z][a-z'\-]+|[A-Z]\.)(?: (?:[A-Z][a-z'\-]+|[A-Z]\.|de|van|von|del|da)){1,3}"
+_DIRECTED = re.compile(rf"directed(?:,? (?:and )?[a-z\-]+)*,? by ({_NAME}(?:(?:,| and) {_NAME})*)")
+
+
+def director_of(summary: str) -> str | None:
+    """The director named in a Wikipedia lead ("... film directed by Ridley Scott ...")."""
+    m = _DIRECTED.search(summary)
+    return m.group(1) if m else None
+
+
+def directors_of(summary: str) -> list[str]:
+    """Each director named in a Wikipedia lead ("directed by Joel and Ethan Coen" gives one name
+    per person only when each is written in full)."""
+    named = director_of(summary)
+    return [n.strip() for n in re.split(r",| and ", named) if n.strip()] if named else []
 
 
 class CatalogError(ValueError):
@@ -47,6 +65,19 @@ class Item:
     def label(self) -> str:
         """``Title (Year)``, the form items are named by in dialogues and reports."""
         return f"{self.title} ({self.year})" if self.year else self.title
+
+    @functools.cached_property
+    def directors(self) -> tuple[str, ...]:
+        """Its directors: the record's ``director`` attribute where it has one, else the ones its
+        summary names."""
+        if named := self.attributes.get("director"):
+            return tuple(n.strip() for n in named.split(",") if n.strip())
+        return tuple(directors_of(self.summary))
+
+    @functools.cached_property
+    def people(self) -> tuple[str, ...]:
+        """Everyone a user may ask for or rule out by name: the cast, then the directors."""
+        return tuple(dict.fromkeys((*self.cast, *self.directors)))
 
     def has_genre(self, genre: str) -> bool:
         want = genre.casefold()
@@ -103,6 +134,7 @@ class Catalog:
         self.name = name
         self.items: list[Item] = []
         self._by_id: dict[str, Item] = {}
+        self._by_person: dict[str, list[Item]] | None = None  # built on the first films_of
         for item in items:
             if item.id in self._by_id:
                 raise CatalogError(f"{name}: duplicate item id {item.id!r}")
@@ -120,6 +152,16 @@ class Catalog:
 
     def get(self, item_id: str) -> Item | None:
         return self._by_id.get(item_id)
+
+    def films_of(self, person: str) -> list[Item]:
+        """The items ``person`` acts in or directed (case-insensitive full name), in catalog order."""
+        if self._by_person is None:
+            index: dict[str, list[Item]] = {}
+            for item in self.items:
+                for name in item.people:
+                    index.setdefault(name.casefold(), []).append(item)
+            self._by_person = index
+        return list(self._by_person.get(person.strip().casefold(), ()))
 
     def __getitem__(self, item_id: str) -> Item:
         try:

@@ -34,6 +34,10 @@ class Candidate:
     reasons: tuple[str, ...] = ()  # liked attributes it matches, for explanations
 
 
+GENRE_BONUS = 0.08  # added to the similarity per liked genre a film has (times how strongly it was said)
+PERSON_BONUS = 0.2  # per liked person in its cast or among its directors
+
+
 def retrieve(
     store: ItemStore,
     catalog: Catalog,
@@ -42,18 +46,21 @@ def retrieve(
     like_ids: Sequence[str] = (),
     exclusion: Exclusion | None = None,
     themes: Sequence[str] = (),
+    people: Sequence[str] = (),
 ) -> list[Candidate]:
     """Dense retrieval from the item store, never returning what ``exclusion`` rules out.
 
     The query vector blends the message with the items the user said they like ("more like
     these"), using their stored embeddings, or embedding their text when they are not indexed.
     Each liked theme ("time travel") gets a search of its own, leaning towards the query, so
-    a specific wish is not drowned by a broad genre in the same request. The store filters
-    genres, ids and years; people are checked here, as the store cannot.
+    a specific wish is not drowned by a broad genre in the same request. Each liked person
+    ("something by Nolan") brings every catalog film they act in or directed, ranked by the same
+    query vector: a name is exact, and a director is often not in the embedded text. The store
+    filters genres, ids and years; people are checked here, as the store cannot.
     """
     import numpy as np
 
-    from crs.store import embed_text
+    from crs.store import Hit, embed_text
 
     vector = store.embedder.encode_one(query) if query.strip() else None
     liked = []
@@ -78,6 +85,10 @@ def retrieve(
         for hit in store.search(query_embedding=focus / (np.linalg.norm(focus) or 1.0), k=max(k // 2, 5), **filters):
             if hit.id not in best or hit.score > best[hit.id].score:
                 best[hit.id] = hit
+    theirs = [item.id for name in people for item in catalog.films_of(name) if item.id not in best]
+    for item_id, embedding in store.get_embeddings(theirs).items():
+        item = catalog[item_id]
+        best[item_id] = Hit(item_id, float(vector @ embedding), item.title, item.year, item.genres)
     hits = sorted(best.values(), key=lambda h: -h.score)
     out = []
     for hit in hits:
@@ -117,10 +128,14 @@ def score(
         if not exclusion.allows(cand.item):
             continue
         matched = [("genre", g) for g in cand.item.genres if ("genre", g.casefold()) in strength]
-        matched += [("person", p) for p in cand.item.cast if ("person", p.casefold()) in strength]
+        matched += [("person", p) for p in cand.item.people if ("person", p.casefold()) in strength]
         reasons = [value for _, value in matched]
         bonus = popularity_weight * math.log1p(cand.item.popularity) + seq_weight * seq_scores.get(cand.item.id, 0.0)
-        bonus += sum(0.08 * strength[(kind, value.casefold())] for kind, value in matched)
+        # A person is exact and asked for by name; a genre is broad: a liked person's film weighs more.
+        bonus += sum(
+            (PERSON_BONUS if kind == "person" else GENRE_BONUS) * strength[(kind, value.casefold())]
+            for kind, value in matched
+        )
         text = " ".join((cand.item.summary, *cand.item.genres)).casefold()
         for keyword, polarity, weight in keywords:
             if any(stem in text for stem in KEYWORD_STEMS.get(keyword.casefold(), (keyword.casefold(),))):

@@ -119,3 +119,13 @@ def test_redial_formats() -> None:
     item = info["100030"]
     assert item.title == "Friends with Benefits" and item.year == 2011
     assert "Romance" in item.genres and item.attributes["imdb_id"] == "tt1632708"
+
+
+def test_directors_come_from_the_record_or_its_summary(catalog: Catalog) -> None:
+    alien = catalog["alien-1979"]
+    assert alien.directors == ("Ridley Scott",) and alien.people[-1] == "Ridley Scott"
+    assert Item("x", "X", attributes={"director": "Joel Coen, Ethan Coen"}).directors == ("Joel Coen", "Ethan Coen")
+    assert Item("y", "Y", summary="Y is a film.").directors == ()
+    films = catalog.films_of("ridley scott")
+    assert alien in films and all("Ridley Scott" in f.people for f in films) and len(films) >= 5
+    assert catalog.films_of("Nobody At All") == []

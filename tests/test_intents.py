@@ -3,13 +3,12 @@ from __future__ import annotations
 import pytest
 
 from crs.answers import answer_facts, explanation
-from crs.catalog import Catalog
+from crs.catalog import Catalog, director_of
 from crs.intents import read_intent
 from crs.nlu import Linker
 from crs.policy import decide
 from crs.state import BeliefState, Preference, apply
 from crs.understand.message import Understander
-from crs.understand.text import director_of
 
 SHOWN = BeliefState(last_shown=("aliens-1986", "paul-2011"))
 

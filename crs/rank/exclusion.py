@@ -38,7 +38,7 @@ class Exclusion:
     def reasons(self, item: Item) -> list[str]:
         """Why ``item`` may not be shown (empty: it may)."""
         why = [f"rejected genre {g}" for g in item.genres if g.casefold() in self.genres]
-        why += [f"rejected person {c}" for c in item.cast if c.casefold() in self.people]
+        why += [f"rejected person {c}" for c in item.people if c.casefold() in self.people]
         if item.id in self.item_ids:
             why.append("rejected, seen or already shown")
         if (self.year_min or self.year_max) and not item.year:

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from crs.catalog import director_of
 from crs.store import first_sentences
 from crs.understand.redial_acts import MovieFact
-from crs.understand.text import director_of
 
 if TYPE_CHECKING:
     from crs.catalog import Item

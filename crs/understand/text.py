@@ -25,8 +25,6 @@ APOSTROPHES = "'’`"
 CLITICS = frozenset("t ll ve re d m".split())  # not "s": "Nolan's films" names Nolan
 SUBTITLE = re.compile(r"\s*(?::|\s-\s|\s–\s|\s—\s)\s*")
 TRAILING_ARTICLE = re.compile(r"^(?P<title>.+), (?P<article>The|A|An)$", re.I)
-_NAME = r"(?:[A-Z][a-z'\-]+|[A-Z]\.)(?: (?:[A-Z][a-z'\-]+|[A-Z]\.|de|van|von|del|da)){1,3}"
-_DIRECTED = re.compile(rf"directed(?:,? (?:and )?[a-z\-]+)*,? by ({_NAME}(?:(?:,| and) {_NAME})*)")
 
 
 def fold(token: str) -> str:
@@ -64,17 +62,6 @@ def phrase_keys(text: str, max_n: int) -> list[str]:
     """Every 1- to ``max_n``-word phrase of ``text`` as lookup keys, for counting."""
     words = [canon(t.norm) for t in tokenize(text)]
     return [" ".join(words[i : i + n]) for n in range(1, max_n + 1) for i in range(len(words) - n + 1)]
-
-
-def director_of(summary: str) -> str | None:
-    """The director named in a Wikipedia lead ("... film directed by Ridley Scott ...")."""
-    m = _DIRECTED.search(summary)
-    return m.group(1) if m else None
-
-
-def directors_of(summary: str) -> list[str]:
-    named = director_of(summary)
-    return [n.strip() for n in re.split(r",| and ", named) if n.strip()] if named else []
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from crs.understand.text import (
     PhraseStats,
     Token,
     canon,
-    directors_of,
     english_words,
     fold,
     title_key,
@@ -124,7 +123,7 @@ class TitleIndex:
         people: dict[str, _Person] = {}
         for item in catalog:
             weight = 0.1 + math.log1p(item.popularity)  # well-known films make a well-known person
-            for name in dict.fromkeys([*item.cast, *directors_of(item.summary)]):
+            for name in item.people:
                 key = " ".join(t.norm for t in tokenize(name))
                 if key.count(" ") >= 1:
                     p = people.setdefault(key, _Person(name))
