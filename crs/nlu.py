@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from crs.catalog import Catalog, Item
@@ -205,7 +205,7 @@ def _polarities(
         prev = tokens[k - 1].norm if k else ""
         if k and "," in text[tokens[k - 1].end : tok.start]:
             comma_at = k
-            if (w in _STATEMENT_START and k not in inside) or _request_follows(text, tokens, k):
+            if new_statement(text, tokens, k, inside):
                 # "no Adam Sandler, give me a comedy": a new statement after the comma ends the negation's scope.
                 polarity, negated_recently = 1, -99
         if clauses is not None and k and clauses[k] != clauses[k - 1]:
@@ -249,15 +249,39 @@ def _polarities(
     return out
 
 
-def _request_follows(text: str, tokens: list[Token], k: int) -> bool:
-    """The words from ``k`` to the next comma or stop ask for something ("..., a comedy",
-    "..., action please"): a new statement, not one more item of a list ("no horror, comedy or romance")."""
+def new_statement(text: str, tokens: list[Token], k: int, inside: frozenset[int] = frozenset()) -> bool:
+    """A comma before token ``k`` opens a new statement: "no Adam Sandler, give me a comedy",
+    "no horror, a comedy", "..., action please"; not one more item of a list ("no horror, comedy
+    or romance"). Tokens in ``inside`` (titles) start no statement."""
+    if not k or "," not in text[tokens[k - 1].end : tokens[k].start]:
+        return False
+    if tokens[k].norm in _STATEMENT_START and k not in inside:
+        return True
     seg = [tokens[k].norm]
     for j in range(k + 1, len(tokens)):
-        if re.search(r"[,.;!?()\n]", text[tokens[j - 1].end : tokens[j].start]):
+        gap = text[tokens[j - 1].end : tokens[j].start]
+        if "," in gap or _CLAUSE_GAP.search(gap):
             break
         seg.append(tokens[j].norm)
     return seg[0] not in {"or", "nor", "and"} and (seg[0] in {"a", "an"} or bool(_REQUEST_WORDS.intersection(seg)))
+
+
+def statement_starts(text: str, tokens: list[Token], spans: Sequence[tuple[int, int]] = ()) -> list[tuple[int, bool]]:
+    """Where each statement after the first begins, as (character offset, opened by a comma):
+    after a stop, "!", "?", ";" or a line break that no title in ``spans`` holds ("Airplane!"),
+    and after a comma that ``new_statement`` says opens one."""
+    out = []
+    for k in range(1, len(tokens)):
+        lo, hi = tokens[k - 1].end, tokens[k].start
+        if any(a < lo < b or a < hi < b for a, b in spans):
+            continue
+        if any(lo == b for _, b in spans) and text[lo:hi].lstrip()[:1] in {"!", "?"}:
+            continue  # the title's own mark, maybe ("Airplane! was funny")
+        if SENTENCE_GAP.search(text[lo:hi]):
+            out.append((hi, False))
+        elif new_statement(text, tokens, k):
+            out.append((hi, True))
+    return out
 
 
 _REQUEST_WORDS = frozenset("please pls plz want give show recommend suggest".split())
@@ -288,7 +312,7 @@ def _clause_bounds(
         title_mark = k - 1 in exclaimed and gap.lstrip()[:1] in {"!", "?"}
         within = k in inside and k - 1 in inside and k not in starts  # inside one title, not between two
         dated = _YEAR.fullmatch(tok.text) or (k and _YEAR.fullmatch(tokens[k - 1].text))  # "Jaws (1975) was"
-        if _CLAUSE_GAP.search(gap) and not within and not title_mark and not (dated and not _SENTENCE_GAP.search(gap)):
+        if _CLAUSE_GAP.search(gap) and not within and not title_mark and not (dated and not SENTENCE_GAP.search(gap)):
             clause += 1
         if (
             tok.norm in CLAUSE_BREAK
@@ -302,7 +326,7 @@ def _clause_bounds(
 
 # Between two clauses: a stop, a bracket, or a dash between spaces ("a western - Alien bored me").
 _YEAR = re.compile(r"(?:19|20)\d\d")
-_SENTENCE_GAP = re.compile(r"[.;!?\n]")
+SENTENCE_GAP = re.compile(r"[.;!?\n]")
 _CLAUSE_GAP = re.compile(r"[.;!?\n()\[\]]|(?:^|\s)[-–—]+(?:\s|$)")
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from crs.nlu import Linker, positive_text, understand
+from crs.nlu import Linker, positive_text, statement_starts, understand
+from crs.understand.text import tokenize
 
 
 def prefs(text: str, linker: Linker) -> set[tuple[str, str, int]]:
@@ -169,3 +170,19 @@ def test_themes_are_keywords_with_polarity(text: str, expected: set, linker: Lin
 def test_preference_strength_is_graded(text: str, strengths: dict[str, float], linker: Linker) -> None:
     got = {p.value: p.strength for p in understand(text, linker).preferences}
     assert got == strengths
+
+
+@pytest.mark.parametrize(
+    ("text", "starts"),
+    [
+        ("no horror, a comedy", [("a comedy", True)]),
+        ("no Tom Hanks, give me a comedy", [("give me a comedy", True)]),
+        ("no horror, comedy or romance", []),  # a list goes on
+        ("I loved Alien. a thriller please", [("a thriller please", False)]),
+        ("Airplane! was funny", []),  # the title's own mark
+    ],
+)
+def test_statement_starts(text: str, starts: list[tuple[str, bool]], linker) -> None:  # noqa: ANN001
+    tokens = tokenize(text)
+    spans = [(tokens[m.start].start, tokens[m.end - 1].end) for m in linker.mentions(text)]
+    assert [(text[at:], comma) for at, comma in statement_starts(text, tokens, spans)] == starts

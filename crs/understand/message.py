@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from crs.intents import Intent, question_field, read_intent
 from crs.lexicon import NEGATING_PAIRS
-from crs.nlu import Linker, Mention, RuleReading, one_statement_each, opinion_of, read_mentions
+from crs.nlu import Linker, Mention, RuleReading, one_statement_each, opinion_of, read_mentions, statement_starts
 from crs.state import BeliefState, BeliefUpdate, Preference
 from crs.understand.redial_acts import ACTS
 from crs.understand.references import Reference, find_references
@@ -126,6 +126,14 @@ class Understander:
     def catalog(self) -> Catalog:
         return self.linker.catalog
 
+    def _asks_after_comma(self, text: str, tokens: list[Token], context: str, belief: BeliefState) -> bool:
+        """A statement opened by a comma asks for a recommendation on its own."""
+        if self.reader is None:
+            return False
+        parts = _comma_parts(text, tokens)
+        context = context or agent_context(belief, self.catalog) if parts else context
+        return any("request" in self.reader.read(part, context, []).chosen for part in parts)
+
     def read(self, text: str, belief: BeliefState, turn: int = 0, context: str = "") -> Reading:
         """What ``text`` says, given what the conversation believes and showed so far. ``context``:
         the agent's last words (the learned reader reads the message against them)."""
@@ -145,7 +153,7 @@ class Understander:
             # and a greeting, thanks or goodbye (small talk by the annotation guideline's own definition).
             exact = ["critique"] if intent.critique else []
             exact += ["chitchat"] if _SMALL_TALK.search(text) else []
-            exact += ["request"] if _MORE.search(text) else []
+            exact += ["request"] if _MORE.search(text) or self._asks_after_comma(text, tokens, context, belief) else []
             acts = _consistent(tuple(dict.fromkeys([*got.chosen, *exact])), text, tokens, references, mentions, belief)
             model_acts = got.chosen
             model_pols: list[str | None] = list(
@@ -246,6 +254,14 @@ class Understander:
         return own.merged(BeliefUpdate(intent.update.preferences, (), intent.update.retract, intent.update.constraints))
 
 
+def _comma_parts(text: str, tokens: list[Token]) -> list[str]:
+    """The statements a comma opens ("no Tom Cruise, a thriller"): the reader, trained on whole
+    chat messages, may miss a request that follows a dislike in the same sentence."""
+    starts = statement_starts(text, tokens)
+    ends = [at for at, _ in starts[1:]] + [len(text)]
+    return [text[at:end] for (at, by_comma), end in zip(starts, ends, strict=True) if by_comma]
+
+
 def sentence_polarities(
     reader: MessageReader, text: str, context: str, spans: list[tuple[int, int]], whole: ReaderReading | None = None
 ) -> list[str]:
@@ -263,9 +279,9 @@ def sentence_polarities(
 
 
 def _sentences_with(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int, list[int]]]:
-    """The sentences of ``text`` that hold mentions: (start, end, the mentions' indices). A sentence
-    ends at a stop, "!", "?", ";" or a line break that no mention spans ("Airplane!")."""
-    cuts = [m.end() for m in _SENTENCE_END.finditer(text) if not any(a < m.start() < b for a, b in spans)]
+    """The statements of ``text`` that hold mentions: (start, end, the mentions' indices); see
+    ``nlu.statement_starts``."""
+    cuts = [at for at, _ in statement_starts(text, tokenize(text), spans)]
     bounds = list(zip([0, *cuts], [*cuts, len(text)], strict=True))
     out = []
     for lo, hi in bounds:
@@ -273,9 +289,6 @@ def _sentences_with(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, 
         if ks:
             out.append((lo, hi, ks))
     return out
-
-
-_SENTENCE_END = re.compile(r"[.!?;\n]+\s*")
 
 
 def _mention_reading(rule: RuleReading, model: str | None, describes: bool) -> MentionReading:
