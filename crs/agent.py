@@ -496,7 +496,7 @@ class Agent:
         """Stream the LLM's wording through the grounding guard; use ``fallback`` when it
         fails, says nothing usable, or (with ``required``) leaves out the fact it must state.
         Sentences naming what the user ruled out (``banned``) are dropped too."""
-        prompt = "\n".join(m.content for m in messages if m.role == "user")
+        prompt = "\n".join(m.content for m in messages)  # a sentence copied out of any of it is an echo
         guard = GroundingGuard(self.linker, allowed, banned=banned, prompt=prompt)
         emitted: list[str] = []
         try:

@@ -26,7 +26,15 @@ _ABBREVIATION = re.compile(r"(?:(?i:\b(?:vs|v|mr|mrs|ms|dr|st|jr|sr|vol|pt|mt|ft
 _QUOTED = re.compile(r"[\"“*_]{1,2}([^\"”*_\n]{2,80}?)[\"”*_]{1,2}")
 # Two or more capitalised words, small words allowed between them: "The Lord of the Rings", "Totally Fake Movie".
 # Talk about the user instead of to them: "The user has a great idea", "the user's request".
-_THIRD_PERSON = re.compile(r"\b(?:the user|the user's|user's|the users)\b", re.I)
+# A film never wants, likes or asks; a sentence where "they" do is about the user ("They are interested in
+# Nolan's films", "Their request is for a comedy").
+_THIRD_PERSON = re.compile(
+    r"\b(?:users?|user's)\b"
+    r"|^\W*they\b(?:'re|'d| are| were| would| have| had)?(?:\s+\w+){0,2}?\s+"
+    r"(?:interested|like|loved?|want|wanted|prefer|enjoy|enjoyed|looking|asked|asking|requested)\b"
+    r"|^\W*their\s+(?:\w+\s+)?(?:request|mood|tastes?|preferences?|favou?rites?)\b",
+    re.I,
+)
 _CAPITALISED = re.compile(
     r"\b[A-Z0-9][\w'’\-]*(?:[ \t]+(?:(?:of|the|a|an|and|in|on|to|for|at|with|&)[ \t]+)*[A-Z0-9][\w'’\-]*)+"
 )
