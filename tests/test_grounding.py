@@ -118,3 +118,13 @@ def test_a_sentence_copied_from_the_prompt_is_dropped(linker: Linker) -> None:
     guard = GroundingGuard(linker, {"heat-1995"}, prompt=prompt)
     out = run(guard, "Saw those and didn't care for them. Heat (1995) is a tense crime film. ")
     assert out.strip() == "Heat (1995) is a tense crime film." and guard.dropped["prompt echo"] == 1
+
+
+def test_they_who_want_or_like_are_the_user(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"alien-1979"})
+    text = (
+        "They are interested in scary films. They are both set in space. Their favourite genre is horror. "
+        "You're a movie recommender chatting with a user. Alien is tense. "
+    )
+    assert run(guard, text) == "They are both set in space. Alien is tense. "
+    assert guard.dropped == {"third person": 3}
