@@ -64,9 +64,13 @@ def reasons(item: Item, belief: BeliefState, catalog: Catalog) -> list[str]:
     genres = [g for g in item.genres if g.casefold() in {x.casefold() for x in belief.liked_genres}]
     if genres:
         out.append(f"it is {_join(genres)}, which you said you like")
-    people = [c for c in item.cast if c.casefold() in {x.casefold() for x in belief.values("person", 1)}]
+    liked_people = {x.casefold() for x in belief.values("person", 1)}
+    people = [c for c in item.cast if c.casefold() in liked_people]
     if people:
         out.append(f"it stars {_join(people)}")
+    directors = [d for d in item.directors if d.casefold() in liked_people and d not in people]
+    if directors:
+        out.append(f"{_join(directors)} directed it")
     for liked_id in belief.liked_items:
         liked = catalog.get(liked_id)
         if liked is None:
@@ -96,6 +100,7 @@ def explanation(item: Item, belief: BeliefState, catalog: Catalog, named: bool =
     subject = "it" if named else item.label
     liked_people = {x.casefold() for x in belief.values("person", 1)}
     people = [c for c in item.cast if c.casefold() in liked_people]
+    directors = [d for d in item.directors if d.casefold() in liked_people and d not in people]
     genres = [g for g in item.genres if g.casefold() in {x.casefold() for x in belief.liked_genres}]
     text = item.summary.casefold()
     themes = [
@@ -110,6 +115,8 @@ def explanation(item: Item, belief: BeliefState, catalog: Catalog, named: bool =
             break
     if people:
         main = f"it stars {_join(people)}, and you said you like {'them' if len(people) > 1 else 'their films'}"
+    elif directors:
+        main = f"{_join(directors)} directed it, and you asked for {'them' if len(directors) > 1 else 'their films'}"
     elif similar is not None:
         main = f"it is {_a(_join(similar[1]).lower())} film like {similar[0].label}, which you liked"
     elif genres:

@@ -101,6 +101,10 @@ def test_explanation_names_matching_likes(catalog: Catalog) -> None:
     )
     text = explanation(catalog["seven-1995"], belief, catalog)
     assert text == "I picked Seven (1995) because it is a thriller film, as you asked. Also, it has no horror."
+    fan = BeliefState(preferences=(Preference("person", "Ridley Scott", 1),))
+    assert explanation(catalog["alien-1979"], fan, catalog) == (
+        "I picked Alien (1979) because Ridley Scott directed it, and you asked for their films."
+    )
 
 
 def test_topic_shift_and_forget(linker: Linker) -> None:
