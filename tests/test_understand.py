@@ -187,3 +187,12 @@ def test_reactions_read_in_context_say_what_the_words_say(learned: Understander)
     more = learned.read("ok, show me more", shown, 2)
     assert "request" in more.acts and not more.update.accepted
     assert "ask_why" not in learned.read("Who directed Jaws?", shown, 2).acts
+
+
+def test_a_statement_after_a_comma_is_read_on_its_own(learned: Understander) -> None:
+    reading = learned.read("no christopher nolan, a sci-fi film", BeliefState(), 1)
+    assert "request" in reading.acts
+    assert {(p.kind, p.value) for p in reading.update.preferences if p.polarity > 0} == {("genre", "Science Fiction")}
+    assert reading.update.disliked_keys() == {("person", "Christopher Nolan")}
+    plain = learned.read("I loved Alien", BeliefState(), 1)  # no statement to read apart: the reader's acts
+    assert plain.acts == plain.model_acts

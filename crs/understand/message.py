@@ -259,7 +259,7 @@ def _comma_parts(text: str, tokens: list[Token]) -> list[str]:
     chat messages, may miss a request that follows a dislike in the same sentence."""
     starts = statement_starts(text, tokens)
     ends = [at for at, _ in starts[1:]] + [len(text)]
-    return [text[at:end] for (at, by_comma), end in zip(starts, ends, strict=True) if by_comma]
+    return [text[at:end] for (at, by_comma), end in zip(starts, ends, strict=False) if by_comma]
 
 
 def sentence_polarities(
