@@ -1,7 +1,8 @@
 """The grounding guard: a reply may name only the items it is allowed to.
 
 The LLM's text is checked sentence by sentence as it streams; the same pass drops sentences no person
-would write to the user: about "the user" in the third person, repeated, beyond three, or prompt echoes. A sentence that names a
+would write to the user: about "the user" in the third person, about films the agent itself has seen or
+wants, repeated, beyond three, or prompt echoes. A sentence that names a
 catalog item outside the allowed set, a quoted or dated title that is no allowed item (an
 invented film), or any other run of capitalised words that looks like a title and is found
 nowhere in the allowed items' records, the catalog's people or its genres ("Totally Fake Movie
@@ -33,6 +34,15 @@ _THIRD_PERSON = re.compile(
     r"|^\W*they\b(?:'re|'d| are| were| would| have| had)?(?:\s+\w+){0,2}?\s+"
     r"(?:interested|like|loved?|want|wanted|prefer|enjoy|enjoyed|looking|asked|asking|requested)\b"
     r"|^\W*their\s+(?:\w+\s+)?(?:request|mood|tastes?|preferences?|favou?rites?)\b",
+    re.I,
+)
+# The agent has watched nothing and wants nothing: "I have seen Inception in theaters", "I'm looking for a
+# movie", "I have a favorite" are a human recommender's (or seeker's) words that nothing here supports.
+_OWN_VIEWING = re.compile(
+    r"\bI(?:'ve| have| had)?(?: (?:never|not|also|just|already|recently|both|all))* (?:seen|saw|watched|watch)\b"
+    r"|\bI (?:haven't|have not|hadn't|didn't|did not|don't|do not)(?: (?:seen|see|watch|watched))\b"
+    r"|\bI(?:'m| am) (?:looking for|in the mood|watching)\b"
+    r"|\bI(?:'ve| have)? (?:got )?a favou?rite\b",
     re.I,
 )
 _CAPITALISED = re.compile(
@@ -104,6 +114,8 @@ class GroundingGuard:
         text = sentence.strip()
         if _THIRD_PERSON.search(text):
             return "third person"
+        if _OWN_VIEWING.search(text):
+            return "own viewing"  # an experience the agent cannot have had
         norm = re.sub(r"\W+", " ", text.casefold()).strip()
         if norm in self._said:
             return "repeated"

@@ -128,3 +128,13 @@ def test_they_who_want_or_like_are_the_user(linker: Linker) -> None:
     )
     assert run(guard, text) == "They are both set in space. Alien is tense. "
     assert guard.dropped == {"third person": 3}
+
+
+def test_the_agent_has_seen_nothing(linker: Linker) -> None:
+    # Words a human recommender (or seeker) of the training dialogues would say, not this agent.
+    guard = GroundingGuard(linker, {"alien-1979", "aliens-1986"})
+    text = (
+        "I have seen Alien (1979) in theaters. I'm looking for a movie with a good mix. Have you seen Aliens (1986)? "
+    )
+    assert run(guard, text) == "Have you seen Aliens (1986)? "
+    assert guard.dropped == {"own viewing": 2}
