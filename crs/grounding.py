@@ -193,9 +193,12 @@ class GroundingGuard:
         """Release what is left. With ``drop_fragment``, an unfinished last sentence (the
         model ran out of tokens mid-way) is dropped rather than shown cut off."""
         sentence, self._buffer = self._buffer, ""
-        if not sentence.strip() or (drop_fragment and not re.search(r"[.!?][\"'”)]*\s*$", sentence)):
+        finished = re.search(r"[.!?][\"'”)]*\s*$", sentence)
+        if not sentence.strip() or (drop_fragment and not finished):
             return ""
-        return self._keep(sentence)
+        kept = self._keep(sentence)
+        # A kept fragment is closed, so the sentence added after it does not run on from it.
+        return kept if finished or not kept.strip() else kept.rstrip(" ,;:-") + "."
 
     def _keep(self, sentence: str) -> str:
         if not sentence.strip():

@@ -38,7 +38,7 @@ def test_unfinished_last_sentence_is_dropped_only_after_a_whole_one(linker: Link
     assert guard.flush(drop_fragment=True) == ""
     guard = GroundingGuard(linker, set())
     guard.feed("It was directed by")
-    assert guard.flush() == "It was directed by"
+    assert guard.flush() == "It was directed by."  # closed, so what follows does not run on from it
 
 
 def test_banned_words_drop_the_sentence(linker: Linker) -> None:

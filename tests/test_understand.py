@@ -184,6 +184,8 @@ def test_reactions_read_in_context_say_what_the_words_say(learned: Understander)
     assert "accept" not in passed.acts and passed.update.disliked_keys() == {("item", "aliens-1986")}
     watched = learned.read("already watched that one", shown, 2).update
     assert watched.seen == ("aliens-1986",) and not watched.accepted and not watched.preferences
+    taken = learned.read("the fourth looks good, I'll take it", shown, 2)
+    assert "seen" not in taken.acts and not taken.update.seen
     more = learned.read("ok, show me more", shown, 2)
     assert "request" in more.acts and not more.update.accepted
     assert "ask_why" not in learned.read("Who directed Jaws?", shown, 2).acts

@@ -384,6 +384,8 @@ def _consistent(
         out.remove("accept")
     words = [t.norm for t in tokens]
     verdict = opinion_of(words) or (-1 if any(p in NEGATING_PAIRS for p in zip(words, words[1:], strict=False)) else 0)
+    if "accept" in out and "seen" in out and not _SEEN.search(text):
+        out.remove("seen")  # "the fourth looks good, I'll take it": taken, and nothing says it was watched
     if "accept" in out and "seen" in out and verdict <= 0:
         out.remove("accept")  # "already watched that one": seen, not taken
     if "accept" in out and verdict < 0:
