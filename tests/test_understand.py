@@ -184,6 +184,10 @@ def test_reactions_read_in_context_say_what_the_words_say(learned: Understander)
     assert "accept" not in passed.acts and passed.update.disliked_keys() == {("item", "aliens-1986")}
     watched = learned.read("already watched that one", shown, 2).update
     assert watched.seen == ("aliens-1986",) and not watched.accepted and not watched.preferences
+    nobody = learned.read("the one with Tom Hanks sounds good", shown, 2).update  # none shown has him
+    assert not nobody.accepted and ("person", "Tom Hanks") not in nobody.disliked_keys()
+    keanu = learned.read("the one with Keanu sounds good", shown, 2).update
+    assert keanu.accepted == ("the-matrix-1999",)
     taken = learned.read("the fourth looks good, I'll take it", shown, 2)
     assert "seen" not in taken.acts and not taken.update.seen
     more = learned.read("ok, show me more", shown, 2)

@@ -208,7 +208,12 @@ class Understander:
         if intent.item_id:
             return intent.item_id
         if {"ask_item", "ask_why", *REACTIONS} & set(acts) and not named:
-            return belief.focus or (belief.last_shown[0] if belief.last_shown else None)
+            fallback = belief.focus or (belief.last_shown[0] if belief.last_shown else None)
+            item = self.catalog.get(fallback) if fallback else None
+            people = [m.value for m in readings if m.kind == "person"]
+            if item is not None and people and not set(people) & set(item.people):
+                return None  # "the one with Keanu" when the film in focus has no Keanu: about none shown
+            return fallback
         return None
 
     def _update(
