@@ -190,6 +190,10 @@ def test_reactions_read_in_context_say_what_the_words_say(learned: Understander)
     assert keanu.accepted == ("the-matrix-1999",)
     taken = learned.read("the fourth looks good, I'll take it", shown, 2)
     assert "seen" not in taken.acts and not taken.update.seen
+    # A verdict in the past tense on a shown film says it was watched; "Oh I love Ellen Page!" still
+    # points at the film in focus (only "the one with ..." picks a film out by a person).
+    loved = learned.read("I loved that one, great movie", shown, 2)
+    assert "seen" in loved.acts or loved.update.seen
     more = learned.read("ok, show me more", shown, 2)
     assert "request" in more.acts and not more.update.accepted
     assert "ask_why" not in learned.read("Who directed Jaws?", shown, 2).acts

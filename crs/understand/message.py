@@ -22,7 +22,7 @@ from crs.lexicon import NEGATING_PAIRS
 from crs.nlu import Linker, Mention, RuleReading, one_statement_each, opinion_of, read_mentions, statement_starts
 from crs.state import BeliefState, BeliefUpdate, Preference
 from crs.understand.redial_acts import ACTS
-from crs.understand.references import Reference, find_references
+from crs.understand.references import Reference, find_references, selects
 from crs.understand.text import Token, tokenize
 
 if TYPE_CHECKING:
@@ -169,7 +169,9 @@ class Understander:
         readings = tuple(
             _mention_reading(r, pol, r.mention.start in described) for r, pol in zip(rules, model_pols, strict=True)
         )
-        referent = self._referent(acts, intent, references, readings, belief)
+        words = [t.norm for t in tokens]
+        selectors = {r.mention.value for r in rules if r.mention.kind == "person" and selects(words, r.mention.start)}
+        referent = self._referent(acts, intent, references, readings, belief, selectors)
         update = self._update(readings, acts, intent, references, referent, belief, turn, rules, tokens)
         asks = "ask_item" in acts and "ask_why" not in acts
         question = (intent.about if intent.kind == "question" else question_field(text)) if asks else None
@@ -194,9 +196,11 @@ class Understander:
         references: list[Reference],
         readings: tuple[MentionReading, ...],
         belief: BeliefState,
+        selectors: set[str],
     ) -> str | None:
         """The film a question, an explanation or a reaction is about: what the message points at,
-        else a film it names, else the one in focus, else the first shown."""
+        else a film it names, else the one in focus, else the first shown. ``selectors``: people the
+        message picks a film out by ("the one with Keanu")."""
         if references:
             first = references[0].item_ids[0]
             if "ask_why" in acts and first not in belief.shown and belief.last_shown:
@@ -210,8 +214,7 @@ class Understander:
         if {"ask_item", "ask_why", *REACTIONS} & set(acts) and not named:
             fallback = belief.focus or (belief.last_shown[0] if belief.last_shown else None)
             item = self.catalog.get(fallback) if fallback else None
-            people = [m.value for m in readings if m.kind == "person"]
-            if item is not None and people and not set(people) & set(item.people):
+            if item is not None and selectors and not selectors & set(item.people):
                 return None  # "the one with Keanu" when the film in focus has no Keanu: about none shown
             return fallback
         return None
@@ -389,8 +392,9 @@ def _consistent(
         out.remove("accept")
     words = [t.norm for t in tokens]
     verdict = opinion_of(words) or (-1 if any(p in NEGATING_PAIRS for p in zip(words, words[1:], strict=False)) else 0)
-    if "accept" in out and "seen" in out and not _SEEN.search(text):
-        out.remove("seen")  # "the fourth looks good, I'll take it": taken, and nothing says it was watched
+    if "accept" in out and "seen" in out and _AHEAD.search(text) and not _SEEN.search(text):
+        # "the fourth looks good, I'll take it": taken, and the words look ahead; "I loved that one" was watched.
+        out.remove("seen")
     if "accept" in out and "seen" in out and verdict <= 0:
         out.remove("accept")  # "already watched that one": seen, not taken
     if "accept" in out and verdict < 0:
@@ -405,6 +409,12 @@ _SMALL_TALK = re.compile(
     re.I,
 )
 _SEEN = re.compile(r"\b(seen|saw|watched|already watch)", re.I)
+# Words about a film still to be watched: a verdict on how it looks, or a plan to watch it.
+_AHEAD = re.compile(
+    r"\b(?:looks?|sounds?|seems?)\b|\b(?:i'?ll|i will|i'?m going to|gonna|going to|let'?s|will)\s+(?:\w+\s+)?"
+    r"(?:take|watch|try|check|give|go|see|pick|have|do)\b|\btake (?:it|that|this)\b",
+    re.I,
+)
 _NOT_SEEN = re.compile(r"\b(not|never|haven'?t|hasn'?t|didn'?t|havent|didnt)\b[^.,;!?]{0,12}\b(seen|saw|watched)", re.I)
 
 

@@ -42,6 +42,14 @@ class Reference:
     how: str  # ordinal | plural | pronoun | descriptor | title
 
 
+_SELECTORS = (["one", "with"], ["one", "starring"], ["one", "by"], ["one", "from"])
+
+
+def selects(words: Sequence[str], start: int) -> bool:
+    """Whether the words before a mention pick a film out by it: "the one with keanu"."""
+    return list(words[max(0, start - 2) : start]) in _SELECTORS
+
+
 def find_references(
     text: str,
     shown: Sequence[Item],
@@ -74,12 +82,7 @@ def find_references(
         fits = [it.id for it in shown if _has(it, m.kind, m.value)]
         if not fits or len(fits) == len(shown):
             continue  # describes none of them, or all of them alike
-        if words[max(0, m.start - 2) : m.start] in (
-            ["one", "with"],
-            ["one", "starring"],
-            ["one", "by"],
-            ["one", "from"],
-        ):
+        if selects(words, m.start):
             first = m.start - 3 if m.start >= 3 and words[m.start - 3] == "the" else m.start - 2
             add(fits[:1], first, m.end, "descriptor")
         elif m.start > 0 and words[m.start - 1] == "the" and m.end < len(words) and words[m.end] in _SINGULAR_NEXT:
