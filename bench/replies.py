@@ -78,8 +78,13 @@ def raw_checks(text: str, guard: GroundingGuard) -> dict[str, bool]:
     return {
         "third_person": bool(re.search(r"\bthe user\b|\buser's\b", text, re.I)),
         "repeated": len(set(norm)) < len(norm),
-        "ungrounded": any(guard.problem(s) in ("invented title", "names another film") for s in sentences),
+        "ungrounded": any(_ungrounded(guard.problem(s)) for s in sentences),
     }
+
+
+def _ungrounded(problem: str) -> bool:
+    """A film outside the allowed set, an invented title, or a claim its record does not hold."""
+    return problem in ("invented title", "names another film") or problem.startswith("unsupported")
 
 
 def distinct(texts: list[str], n: int) -> float:
@@ -129,8 +134,11 @@ def scripted(agent: Agent, recording: Recording, dialogues: list) -> dict[str, o
             seconds.append(time.perf_counter() - start)
             final = next(e for e in events if isinstance(e, FinalEvent))
             reply = final.reply.split("\n\nMy picks:")[0]
-            guard = GroundingGuard(agent.linker, {i.id for i in final.items} | set(final.belief.seen))
-            flags.update(k for k, v in raw_checks(reply, guard).items() if v and k != "ungrounded")
+            # The reply may name its picks and any film the conversation has named (liked, seen, shown before).
+            belief = final.belief
+            named = {p.value for p in belief.preferences if p.kind == "item"} | set(belief.seen) | set(belief.shown)
+            guard = GroundingGuard(agent.linker, {i.id for i in final.items} | named)
+            flags.update(k for k, v in raw_checks(reply, guard).items() if v)
             if final.act == "recommend" and final.items:
                 recommends += 1
                 top = final.items[0]
@@ -146,6 +154,7 @@ def scripted(agent: Agent, recording: Recording, dialogues: list) -> dict[str, o
         "turns": len(turns),
         "shown_third_person": flags["third_person"] / n,
         "shown_repeated": flags["repeated"] / n,
+        "shown_ungrounded": flags["ungrounded"] / n,
         "raw_third_person": round(guard_drops["third_person"] / max(len(recording.raw), 1), 4),
         "raw_repeated": round(guard_drops["repeated"] / max(len(recording.raw), 1), 4),
         "recommend_turns": recommends,
@@ -205,7 +214,8 @@ def write(results: dict) -> None:
         rows.append(
             f"| {name} | {h['perplexity']:.2f} | {h['third_person']:.0%} | {h['repeated']:.0%} | {h['ungrounded']:.0%} | "
             f"{h['distinct1']:.2f} / {h['distinct2']:.2f} | {h['mean_words']} | {s['raw_third_person']:.0%} | "
-            f"{s['raw_repeated']:.0%} | {s['shown_third_person']:.0%} / {s['shown_repeated']:.0%} | "
+            f"{s['raw_repeated']:.0%} | {s['shown_third_person']:.0%} / {s['shown_repeated']:.0%} / "
+            f"{s['shown_ungrounded']:.0%} | "
             f"{s['top_pick_with_reason']:.0%} | {s['distinct1']:.2f} / {s['distinct2']:.2f} | {s['turn_seconds_median']} / {s['turn_seconds_p95']} |"
         )
     lines = [
@@ -217,7 +227,7 @@ def write(results: dict) -> None:
         "before the reply guard; shown = what the user reads).",
         "",
         "| model | held-out perplexity | raw third person | raw repeated | raw ungrounded | distinct-1/2 | words | "
-        "scripted raw third person | scripted raw repeated | shown third person / repeated | recommend replies naming the "
+        "scripted raw third person | scripted raw repeated | shown third person / repeated / ungrounded | recommend replies naming the "
         "top pick with a reason | shown distinct-1/2 | turn s p50 / p95 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,

@@ -1,12 +1,13 @@
 """The grounding guard: a reply may name only the items it is allowed to.
 
 The LLM's text is checked sentence by sentence as it streams; the same pass drops sentences no person
-would write to the user: about "the user" in the third person, about films the agent itself has seen or
-wants, repeated, beyond three, or prompt echoes. A sentence that names a
+would write to the user: about "the user" in the third person, about films the agent itself has seen,
+wants or likes, repeated, beyond three, or prompt echoes. A sentence that names a
 catalog item outside the allowed set, a quoted or dated title that is no allowed item (an
 invented film), or any other run of capitalised words that looks like a title and is found
 nowhere in the allowed items' records, the catalog's people or its genres ("Totally Fake Movie
-is a masterpiece"), is dropped before the user sees it.
+is a masterpiece"), is dropped before the user sees it; so is one that says of a film what its
+record does not hold: a person, genre, year, theme or plot (``crs.reply.facts``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from crs.catalog import Item
 from crs.nlu import Linker
+from crs.reply.facts import subject_films, unsupported
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +39,16 @@ _THIRD_PERSON = re.compile(
     r"|^\W*their\s+(?:\w+\s+)?(?:request|mood|tastes?|preferences?|favou?rites?)\b",
     re.I,
 )
-# The agent has watched nothing and wants nothing: "I have seen Inception in theaters", "I'm looking for a
+# The agent has watched nothing, wants nothing and likes nothing: "I have seen Inception in theaters", "I'm looking for a
 # movie", "I have a favorite" are a human recommender's (or seeker's) words that nothing here supports.
 _OWN_VIEWING = re.compile(
     r"\bI(?:'ve| have| had)?(?: (?:never|not|also|just|already|recently|both|all))* (?:seen|saw|watched|watch)\b"
     r"|\bI (?:haven't|have not|hadn't|didn't|did not|don't|do not)(?: (?:seen|see|watch|watched))\b"
     r"|\bI(?:'m| am) (?:looking for|in the mood|watching)\b"
-    r"|\bI(?:'ve| have)? (?:got )?a favou?rite\b",
+    r"|\bI(?:'ve| have)? (?:got )?a favou?rite\b"
+    # ... and has no taste of its own: "I loved King Kong (2005) and Jaws (1975)", "I like thrillers".
+    r"|\bI (?:(?:also|really|just|personally|absolutely|do|did|too|am not sure if I) )?"
+    r"(?:like|liked|love|loved|enjoy|enjoyed|adore|adored)\b(?! to\b)",
     re.I,
 )
 _CAPITALISED = re.compile(
@@ -62,7 +68,11 @@ _ECHO = re.compile(
 )
 _LIST_ECHO = re.compile(r"^(?:[^;.!?]{1,40};\s*){2,}|^\W*(?:[\w ]{1,30};\s*)+[\w ]{0,30}$")
 _IN_QUOTES = re.compile(r"[\"“](?:[^\"”\s]*\s+){3,}[^\"”]*[\"”]")  # a quoted sentence (four or more words)
-_DATED = re.compile(r"((?:[A-Z0-9][\w'’:&!?,.\-]*\s?){1,8})\((?:19|20)\d{2}\)")
+# A title and its year: "Heat (1995)", "Back to the Future (1985)" (small words inside a title).
+_DATED = re.compile(
+    r"((?:[A-Z0-9][\w'’:&!?,.\-]*\s?(?:(?:of|the|a|an|and|in|on|to|for|at|with|from|&)\s)*){1,8})"
+    r"\((?:19|20)\d{2}\)"
+)
 
 
 @dataclass
@@ -89,12 +99,17 @@ class GroundingGuard:
         folded = sentence.casefold()
         if any(re.search(rf"\b{re.escape(word.casefold())}", folded) for word in self.banned):
             return "names something ruled out"
-        ids = [m.value for m in self.linker.mentions(sentence) if m.kind == "item"]
+        mentions = self.linker.mentions(sentence)
+        # The writer spells titles as titles: a lower-case or misspelt match ("a crew of" for The Crew,
+        # "bakers" for Takers) is an everyday word, which the user's messages may have but a reply has not.
+        ids = [
+            m.value for m in mentions if m.kind == "item" and m.exact and m.text[:1].isupper() | m.text[:1].isdigit()
+        ]
         for pattern in (_QUOTED, _DATED):
             for m in pattern.finditer(sentence):
                 span = m.group(0) if pattern is _DATED else m.group(1)
                 title, year = _split_dated(span)
-                item = self.linker.resolve(title, year)
+                item = self._resolve(title, year) if pattern is _DATED else self.linker.resolve(title, year)
                 if item is None:
                     if pattern is _DATED or _looks_like_title(title):
                         return "invented title"  # a film that is not in the catalog
@@ -104,8 +119,24 @@ class GroundingGuard:
             return "names another film"
         if any(not self._known_span(sentence, m) for m in _CAPITALISED.finditer(sentence)):
             return "invented title"  # a title-like name that nothing allowed accounts for
+        catalog = self.linker.catalog
+        films = subject_films(
+            sentence,
+            [it for i in dict.fromkeys(ids) if (it := catalog.get(i)) is not None],
+            catalog.get(self.named[-1]) if self.named else None,
+        )
+        if why := unsupported(sentence, films, mentions):
+            return why  # a person, genre, year, theme or plot the film's record does not hold
         self.named += [i for i in dict.fromkeys(ids) if i not in self.named]
         return ""
+
+    def _resolve(self, title: str, year: int | None) -> Item | None:
+        """A dated title, found even with words before it ("Try Back to the Future (1985)")."""
+        words = title.split()
+        for k in range(len(words)):
+            if (item := self.linker.resolve(" ".join(words[k:]), year)) is not None:
+                return item
+        return None
 
     def degenerate(self, sentence: str) -> str:
         """Why a sentence is no sentence a person would write to the user here ("" when it is): it

@@ -138,3 +138,39 @@ def test_the_agent_has_seen_nothing(linker: Linker) -> None:
     )
     assert run(guard, text) == "Have you seen Aliens (1986)? "
     assert guard.dropped == {"own viewing": 2}
+
+
+def test_the_agent_has_no_taste_of_its_own(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"alien-1979", "aliens-1986"})
+    text = "I loved Alien (1979) and Aliens (1986). I also like thrillers. I think you'll like Aliens (1986). "
+    assert run(guard, text) == "I think you'll like Aliens (1986). "
+    assert guard.dropped == {"own viewing": 2}
+
+
+def test_what_a_sentence_says_of_a_film_must_be_in_its_record(linker: Linker) -> None:
+    allowed = {"die-hard-1988", "alien-1979", "back-to-the-future-1985"}
+    kept = [
+        "Die Hard (1988) is a great action film starring Bruce Willis.",
+        "It is from the 80s.",  # "it": the film named just before
+        "Alien (1979) follows the crew of a space tug who meet a hostile creature.",
+        "Back to the Future (1985) is about a teenager who travels back in time.",  # small words in a dated title
+    ]
+    wrong = {
+        "Die Hard (1988) stars Tom Hanks.": "unsupported person",
+        "Die Hard (1988) is a funny comedy.": "unsupported genre",
+        "Die Hard (1988) came out in 1995.": "unsupported year",
+        "Alien (1979) is a classic of the 90s.": "unsupported year",
+        "Alien (1979) is about time travel.": "unsupported theme",
+        "Alien (1979) is about two sisters who run a bakery and fall for a baker.": "unsupported plot",
+        "Back to the Future (1985) is a romantic comedy drama about family traditions.": "unsupported genre",
+    }
+    for sentence in kept:
+        guard = GroundingGuard(linker, allowed, named=["die-hard-1988"])
+        assert guard.problem(sentence) == "", sentence
+    for sentence, why in wrong.items():
+        guard = GroundingGuard(linker, allowed)
+        assert run(guard, sentence + " ") == "", sentence
+        assert guard.dropped == {why: 1}, sentence
+    # A pronoun after a film speaks of that film: "It" is Die Hard here, and Die Hard is no space film.
+    guard = GroundingGuard(linker, allowed)
+    assert run(guard, "Die Hard (1988) is tense. It is set in outer space. ") == "Die Hard (1988) is tense. "
