@@ -92,12 +92,14 @@ def distinct(texts: list[str], n: int) -> float:
     return len(set(grams)) / max(len(grams), 1)
 
 
-def held_out(model: LocalChatModel, linker: object, examples: list, generate: int) -> dict[str, object]:
+def held_out(
+    model: LocalChatModel, linker: object, examples: list, generate: int, ppl: bool = True
+) -> dict[str, object]:
     prompts = Prompts()
     tok = model.tokenizer
     rows = sorted((encode_example(tok, prompts, ex) for ex in examples), key=lambda r: len(r[0]))
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    ppl = perplexity(model.model, pad_batches(rows, 8, pad))
+    ppl = perplexity(model.model, pad_batches(rows, 8, pad)) if ppl else float("nan")
     outs, flags, seconds = [], Counter(), []
     for ex in examples[:generate]:
         start = time.perf_counter()
@@ -174,6 +176,11 @@ def main() -> None:
     ap.add_argument("--generate", type=int, default=40, help="of those, how many the models also answer")
     ap.add_argument("--dialogues", type=int, default=40, help="scripted dialogues to play (first N by name)")
     ap.add_argument("--adapter", default="", help="the tuned writer (default: the shipped knowledge/writer)")
+    ap.add_argument(
+        "--decoding",
+        default="1.0/0,1.1/0,1.0/3,1.1/3,1.2/4",
+        help="repetition penalty / no-repeat n-gram size pairs tried with the tuned writer on the dev turns",
+    )
     args = ap.parse_args()
     cfg = load_config()
     base_cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, adapter="off"))
@@ -204,7 +211,21 @@ def main() -> None:
             "held_out": held_out(model, linker, dev, args.generate),
             "scripted": scripted(agent, recording, dialogues),
         }
+    results["decoding"] = decoding(models["tuned"], cfg, linker, dev, args.generate, args.decoding)
     write(results)
+
+
+def decoding(model: LocalChatModel, cfg: object, linker: object, dev: list, generate: int, settings: str) -> list:
+    """The tuned writer's own replies to the dev turns under each decoding setting (before any guard)."""
+    rows, shipped = [], model.cfg
+    for setting in settings.split(","):
+        penalty, ngram = setting.split("/")
+        llm = dataclasses.replace(shipped.llm, repetition_penalty=float(penalty), no_repeat_ngram_size=int(ngram))
+        model.cfg = dataclasses.replace(shipped, llm=llm)
+        got = held_out(model, linker, dev, generate, ppl=False)
+        rows.append({"repetition_penalty": float(penalty), "no_repeat_ngram_size": int(ngram)} | got)
+    model.cfg = shipped
+    return rows
 
 
 def write(results: dict) -> None:
@@ -231,6 +252,17 @@ def write(results: dict) -> None:
         "top pick with a reason | shown distinct-1/2 | turn s p50 / p95 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        "## Decoding settings of the tuned writer, on the dev turns (its own text, before the guard)",
+        "",
+        "| repetition penalty | no-repeat n-gram | third person | repeated | ungrounded | distinct-1/2 | words | s |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {d['repetition_penalty']} | {d['no_repeat_ngram_size']} | {d['third_person']:.0%} | {d['repeated']:.0%} | "
+            f"{d['ungrounded']:.0%} | {d['distinct1']:.2f} / {d['distinct2']:.2f} | {d['mean_words']} | "
+            f"{d['seconds_median']} |"
+            for d in results["decoding"]
+        ),
         "",
         "## 20 turns before (base) and after (tuned): the first turn of each of the first 20 dialogues",
         "",

@@ -90,6 +90,7 @@ class LLMConfig:
     # "off" = the base model, or a folder with adapter_config.json.
     adapter: str = "auto"
     repetition_penalty: float = 1.0  # local generation (1.0: none)
+    no_repeat_ngram_size: int = 0  # local generation: no n-gram of this size twice (0: allowed)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from crs.catalog import Item
-from crs.nlu import Linker
+from crs.nlu import Linker, Mention
 from crs.reply.facts import subject_films, unsupported
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,7 @@ class GroundingGuard:
         if any(re.search(rf"\b{re.escape(word.casefold())}", folded) for word in self.banned):
             return "names something ruled out"
         mentions = self.linker.mentions(sentence)
-        # The writer spells titles as titles: a lower-case or misspelt match ("a crew of" for The Crew,
-        # "bakers" for Takers) is an everyday word, which the user's messages may have but a reply has not.
-        ids = [
-            m.value for m in mentions if m.kind == "item" and m.exact and m.text[:1].isupper() | m.text[:1].isdigit()
-        ]
+        ids = films_named(mentions)
         for pattern in (_QUOTED, _DATED):
             for m in pattern.finditer(sentence):
                 span = m.group(0) if pattern is _DATED else m.group(1)
@@ -129,6 +125,32 @@ class GroundingGuard:
             return why  # a person, genre, year, theme or plot the film's record does not hold
         self.named += [i for i in dict.fromkeys(ids) if i not in self.named]
         return ""
+
+    def review(self, text: str) -> list[str]:
+        """What is wrong with a finished reply, sentence by sentence, without dropping anything: the
+        problems a reader would see ("third person: ...", "unsupported genre: ...")."""
+        out, said = [], set()
+        rest = text
+        while rest.strip():
+            end = _sentence_end(rest)
+            sentence, rest = (rest[:end], rest[end:]) if end is not None else (rest, "")
+            sentence = sentence.strip()
+            if not sentence:
+                continue
+            norm = re.sub(r"\W+", " ", sentence.casefold()).strip()
+            why = (
+                "third person"
+                if _THIRD_PERSON.search(sentence)
+                else "own viewing"
+                if _OWN_VIEWING.search(sentence)
+                else "repeated"
+                if norm in said
+                else self.problem(sentence)
+            )
+            said.add(norm)
+            if why:
+                out.append(f"{why}: {sentence}")
+        return out
 
     def _resolve(self, title: str, year: int | None) -> Item | None:
         """A dated title, found even with words before it ("Try Back to the Future (1985)")."""
@@ -249,6 +271,15 @@ class GroundingGuard:
         self.removed.append(sentence.strip())
         self.dropped[why] += 1
         return ""
+
+
+def films_named(mentions: list[Mention]) -> list[str]:
+    """The films a reply names, in order. The writer spells titles as titles: a lower-case or misspelt
+    match ("a crew of" for The Crew, "bakers" for Takers) is an everyday word, which the user's messages
+    may have but a reply has not."""
+    return [
+        m.value for m in mentions if m.kind == "item" and m.exact and (m.text[:1].isupper() or m.text[:1].isdigit())
+    ]
 
 
 def _sentence_end(text: str) -> int | None:

@@ -347,6 +347,7 @@ class LocalChatModel:
             eos_token_id=self._eos_ids,
             pad_token_id=self._pad_id,
             repetition_penalty=self.cfg.llm.repetition_penalty,
+            no_repeat_ngram_size=self.cfg.llm.no_repeat_ngram_size,
         )
         sampler = [_SeededSampler(temperature, self.cfg.llm.seed)] if temperature > 0 else []
         with torch.inference_mode():

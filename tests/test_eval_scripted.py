@@ -14,6 +14,7 @@ from crs.agent import Agent
 from crs.catalog import Catalog, Item
 from crs.eval.scripted import DialogueError, load_dialogues, run_scripted
 from crs.llm import ScriptedChatModel
+from crs.nlu import Linker
 from crs.state import BeliefState, FinalEvent, Preference, Session
 from tests.conftest import test_config
 
@@ -208,8 +209,9 @@ def test_runner_over_a_real_agent(store, catalog: Catalog, tmp_path: Path) -> No
 class FakeAgent:
     """Replays prepared final events and records the messages it was given."""
 
-    def __init__(self, catalog: Catalog, finals: list[FinalEvent | Exception]) -> None:
+    def __init__(self, catalog: Catalog, finals: list[FinalEvent | Exception], linker: Linker | None = None) -> None:
         self.catalog = catalog
+        self.linker = linker
         self.finals = finals
         self.heard: list[str] = []
 
@@ -235,7 +237,9 @@ turns:
 """
 
 
-def test_runner_counts_violations_invented_titles_and_failures(catalog: Catalog, tmp_path: Path) -> None:
+def test_runner_counts_violations_invented_titles_and_failures(
+    catalog: Catalog, linker: Linker, tmp_path: Path
+) -> None:
     alien, seven, matrix = catalog["alien-1979"], catalog["seven-1995"], catalog["the-matrix-1999"]
     invented = Item(id="crimson-nebula", title="The Crimson Nebula Protocol", year=1990)
     no_horror = BeliefState(preferences=(Preference("genre", "Horror", -1),))
@@ -243,10 +247,13 @@ def test_runner_counts_violations_invented_titles_and_failures(catalog: Catalog,
     agent = FakeAgent(
         catalog,
         [
-            FinalEvent("ok", (alien, seven, invented), no_horror, "recommend"),
-            FinalEvent("ok", (matrix,), seen, "recommend"),
+            FinalEvent(
+                "The user wants thrillers. Seven (1995) is a comedy.", (alien, seven, invented), no_horror, "recommend"
+            ),
+            FinalEvent("The Matrix (1999) it is, because you asked for newer films.", (matrix,), seen, "recommend"),
             RuntimeError("model exploded"),
         ],
+        linker,
     )
     path = write(tmp_path, "fake.yaml", FAKE)
     report = run_scripted(agent, path, tmp_path / "out", progress=False)  # type: ignore[arg-type]
@@ -266,6 +273,21 @@ def test_runner_counts_violations_invented_titles_and_failures(catalog: Catalog,
     assert all(e.passed for e in turns[1].expectations)  # 1999 is after 1995, the newest shown before
     assert turns[2].error == "RuntimeError: model exploded" and not turns[2].expectations[0].passed
     assert (report.expectations_total, report.expectations_passed) == (7, 5)
+    assert turns[0].reply_problems == [
+        "third person: The user wants thrillers.",
+        "unsupported genre: Seven (1995) is a comedy.",
+    ]
+    assert (turns[0].top_pick_reason, turns[1].top_pick_reason) == (False, True)
+    assert report.replies | {} == {
+        "turns": 3,
+        "third person": 1,
+        "own viewing": 0,
+        "repeated": 0,
+        "ungrounded": 1,
+        "ungrounded: unsupported genre": 1,
+        "recommend": 2,
+        "top_pick_reason": 1,
+    }
 
 
 REFERENCES = """

@@ -174,3 +174,24 @@ def test_what_a_sentence_says_of_a_film_must_be_in_its_record(linker: Linker) ->
     # A pronoun after a film speaks of that film: "It" is Die Hard here, and Die Hard is no space film.
     guard = GroundingGuard(linker, allowed)
     assert run(guard, "Die Hard (1988) is tense. It is set in outer space. ") == "Die Hard (1988) is tense. "
+
+
+def test_a_genre_said_to_be_absent_must_be_absent(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"die-hard-1988"})
+    assert guard.problem("Die Hard (1988) has no horror in it.") == ""
+    assert guard.problem("Die Hard (1988) is not an action film.") == "unsupported genre"
+
+
+def test_a_finished_reply_is_reviewed_without_dropping(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"die-hard-1988"})
+    text = (
+        "The user wants action. I loved Die Hard (1988). Die Hard (1988) is a comedy. Bruce Willis is great. "
+        "Bruce Willis is great."
+    )
+    assert [p.split(":")[0] for p in guard.review(text)] == [
+        "third person",
+        "own viewing",
+        "unsupported genre",
+        "repeated",
+    ]
+    assert not guard.removed  # a review drops nothing

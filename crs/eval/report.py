@@ -36,6 +36,8 @@ class TurnResult:
     violations: list[str] = field(default_factory=list)  # against the agent's belief
     said_violations: list[str] = field(default_factory=list)  # against what the script says the user said
     invented: list[str] = field(default_factory=list)
+    reply_problems: list[str] = field(default_factory=list)  # see crs.eval.reply_checks
+    top_pick_reason: bool | None = None  # a recommendation that names its top pick and says why
     notices: list[str] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
@@ -81,6 +83,7 @@ class ScriptedReport:
     violations: int  # recommended items with a rejected genre or person, or rejected or seen, by the belief
     said_violations: int  # recommended items that break what the user said (see crs.eval.scripted)
     invented_titles: int  # recommended items that are not catalog items
+    replies: dict[str, int]  # turns, and turns whose words have each kind of problem (crs.eval.reply_checks)
     by_category: dict[str, dict[str, float]]  # {category: {total, passed, pass_rate}}
     dialogues: list[DialogueResult]
 
@@ -103,6 +106,7 @@ class ScriptedReport:
             violations=sum(len(t.violations) for t in turns),
             said_violations=sum(len(t.said_violations) for t in turns),
             invented_titles=sum(len(t.invented) for t in turns),
+            replies=reply_counts(turns),
             by_category=dict(sorted(by_category.items())),
             dialogues=dialogues,
         )
@@ -115,6 +119,7 @@ class ScriptedReport:
             "violations": self.violations,
             "said_violations": self.said_violations,
             "invented_titles": self.invented_titles,
+            "replies": self.replies,
             "dialogues_total": len(self.dialogues),
             "dialogues_passed": sum(d.passed for d in self.dialogues),
             "by_category": self.by_category,
@@ -126,6 +131,7 @@ class ScriptedReport:
 
     def to_markdown(self) -> str:
         n_pass = sum(d.passed for d in self.dialogues)
+        r = self.replies
         lines = [
             "# Scripted dialogues",
             "",
@@ -134,6 +140,11 @@ class ScriptedReport:
             f"({self.pass_rate:.1%}). Violations: {self.violations} against the agent's belief, "
             f"said-violations: {self.said_violations} against what the user said. "
             f"Invented titles: {self.invented_titles}.",
+            "",
+            f"Replies ({r['turns']} turns): {r['third person']} talk about the user in the third person, "
+            f"{r['own viewing']} claim an experience or taste of the agent's own, {r['repeated']} repeat a sentence, "
+            f"{r['ungrounded']} say what the records do not hold; {r['top_pick_reason']} of {r['recommend']} "
+            "recommendations name their top pick with a reason.",
             "",
             "| category | expectations | passed | pass rate |",
             "|---|---:|---:|---:|",
@@ -151,10 +162,10 @@ class ScriptedReport:
             (d, t, p)
             for d in self.dialogues
             for t in d.turns
-            for p in t.violations + [f"said-violation: {s}" for s in t.said_violations] + t.invented
+            for p in t.violations + [f"said-violation: {s}" for s in t.said_violations] + t.invented + t.reply_problems
         ]
         if problems:
-            lines += ["", f"## Violations, said-violations and invented titles ({len(problems)})", ""]
+            lines += ["", f"## Violations, said-violations, invented titles and reply problems ({len(problems)})", ""]
             lines += [f"- {d.category}/{d.name}, turn {t.index}: {p}" for d, t, p in problems]
         return "\n".join(lines) + "\n"
 
@@ -163,6 +174,24 @@ class ScriptedReport:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(self.to_json() + "\n", encoding="utf-8")
         (out / "report.md").write_text(self.to_markdown(), encoding="utf-8")
+
+
+def reply_counts(turns: list[TurnResult]) -> dict[str, int]:
+    """Turns whose words have each kind of problem; recommendations naming their top pick with a reason."""
+    kinds = {p.split(":")[0] for t in turns for p in t.reply_problems}
+    out = {"turns": len(turns), "third person": 0, "own viewing": 0, "repeated": 0, "ungrounded": 0}
+    for t in turns:
+        found = {p.split(":")[0] for p in t.reply_problems}
+        for kind in ("third person", "own viewing", "repeated"):
+            out[kind] += kind in found
+        out["ungrounded"] += bool(found - {"third person", "own viewing", "repeated"})
+    out |= {
+        f"ungrounded: {k}": sum(any(p.startswith(k + ":") for p in t.reply_problems) for t in turns)
+        for k in sorted(kinds - {"third person", "own viewing", "repeated"})
+    }
+    out["recommend"] = sum(t.top_pick_reason is not None for t in turns)
+    out["top_pick_reason"] = sum(bool(t.top_pick_reason) for t in turns)
+    return out
 
 
 def quote(text: str, n: int = 70) -> str:

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from crs.catalog import split_title_year
+from crs.eval.reply_checks import names_top_pick_with_reason, reply_problems
 from crs.eval.report import (
     DialogueResult,
     ExpectationResult,
@@ -470,6 +471,9 @@ def run_dialogue(agent: Agent, dialogue: Dialogue) -> DialogueResult:
         record.items = [getattr(i, "label", str(i)) for i in final.items]
         record.violations, record.invented = belief_problems(final, agent.catalog)
         record.said_violations = said.check(final.items, expect)  # type: ignore[arg-type]
+        if (linker := getattr(agent, "linker", None)) is not None:  # a replaying fake may have none
+            record.reply_problems = reply_problems(final, linker)
+        record.top_pick_reason = names_top_pick_with_reason(final)
         view = _View(final, agent.catalog, earlier)
         for key, value in expect.items():
             passed, reason = EXPECT_KEYS[key][1](view, value)

@@ -31,6 +31,7 @@ _PLOT = re.compile(
     r"the story of|centers on|centres on|revolves around|in which|set in)\b",
     re.I,
 )
+_NEGATION = re.compile(r"\b(?:no|not|none|without|nor|never|neither|isn't|aren't|doesn't)\b[^.;]{0,40}$", re.I)
 _WORD = re.compile(r"[a-z][a-z'\-]+")
 _STOP = frozenset(
     """
@@ -65,7 +66,8 @@ def unsupported(sentence: str, films: Sequence[Item], mentions: Sequence[Mention
     for m in mentions:
         if m.kind == "person" and m.value.casefold() not in people and m.value.casefold() not in summaries:
             return "unsupported person"
-        if m.kind == "genre" and not any(it.has_genre(m.value) for it in films) and m.value.casefold() not in summaries:
+        has = any(it.has_genre(m.value) for it in films) or m.value.casefold() in summaries
+        if m.kind == "genre" and has == _negated(sentence, m.text):  # "a comedy" of no comedy, "no horror" of one
             return "unsupported genre"
         if m.kind == "keyword":
             stems = THEMES.get(m.value.casefold(), ((), (m.value.casefold(),)))[1]
@@ -82,6 +84,12 @@ def unsupported(sentence: str, films: Sequence[Item], mentions: Sequence[Mention
     if (plot := _PLOT.search(sentence)) and not _plot_supported(sentence[plot.end() :], films):
         return "unsupported plot"
     return ""
+
+
+def _negated(sentence: str, words: str) -> bool:
+    """Whether a mention is said not to hold: "it has no horror", "none of what you ruled out (Horror)"."""
+    at = sentence.find(words)
+    return at >= 0 and _NEGATION.search(sentence[:at]) is not None
 
 
 def _plot_supported(claim: str, films: Sequence[Item]) -> bool:
