@@ -13,7 +13,7 @@ from crs import answers, nlu
 from crs.catalog import Catalog, load_catalog
 from crs.config import DEFAULT_SCORER, Config, ConfigError
 from crs.extract import llm_extract, merge_rules_first
-from crs.grounding import GroundingGuard
+from crs.grounding import GroundingGuard, films_named
 from crs.intents import Intent, shift_topic, without_forgotten
 from crs.lexicon import OCCASION_WORDS
 from crs.llm import ChatModel, LLMError, Message, load_chat_model
@@ -244,6 +244,9 @@ class Agent:
         reply = "".join(reply_parts).strip()
         items = tuple(c.item for c in shown)
         focus = act.item_id if act.kind in ("answer", "explain", "acknowledge") else None
+        down = compose.turned_down(intent, belief, self.catalog, turn_no) if act.kind == "recommend" else None
+        if down is not None and down.label in reply:
+            focus = down.id  # "What didn't you like about X?": the answer speaks of X
         belief = replace(mark_shown(belief, [i.id for i in items]), **({"focus": focus} if focus else {}))
         session.belief = replace(mark_shown(own, [i.id for i in items]), **({"focus": focus} if focus else {}))
         session.turns.append(Turn(turn_no, message, reply, act.kind, tuple(i.id for i in items), update, tuple(tools)))
@@ -484,7 +487,11 @@ class Agent:
             yield event
         if act.kind == "recommend":
             top = shown[0].item
-            yield TokenEvent(" " + answers.explanation(top, belief, self.catalog, named=top.title in said))
+            # "I picked it because ...": only when the film the reply named last is the top pick.
+            named = films_named(self.linker.mentions(said))
+            yield TokenEvent(" " + answers.explanation(top, belief, self.catalog, named=named[-1:] == [top.id]))
+            if "?" not in said and (question := compose.why_not_question(intent, belief, self.catalog, turn)):
+                yield TokenEvent(" " + question)
             lines = [
                 f"{n}. {c.item.label}: {', '.join(c.item.genres) or 'no genre listed'}" for n, c in enumerate(shown, 1)
             ]

@@ -181,6 +181,9 @@ def read_intent(
     critique = False
     for pattern, kind, value, polarity in _CRITIQUES:
         if m := pattern.search(text):
+            words = [x.text.casefold() for x in mentions if (x.kind, x.value) == (kind, value)]
+            if polarity < 0 and words and not any(w in m.group(0).casefold() for w in words):
+                continue  # "a smarter comedy" asks for a comedy still, only a different one
             prefs.append(Preference(kind, value, polarity, turn=turn, source="critique", text=m.group(0)))  # type: ignore[arg-type]
             critique = True
     reaction: Reaction = None

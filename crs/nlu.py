@@ -119,6 +119,13 @@ class Linker:
                 longest = max((x[1] for x in (theme, genre) if x is not None), default=0)
                 if longest >= hit.end - hit.start:
                     hit = None
+            if (
+                hit is not None
+                and genre is not None
+                and genre[1] >= hit.end - hit.start
+                and not _dated(text, tokens, hit)
+            ):
+                hit = None  # "You enjoy Horror and Romance": the genres, not The Horror (1932) or Romance (1920)
             if hit is not None:
                 start = i - 1 if i > 0 and tokens[i - 1].norm in {"the", "a", "an"} else i
                 out.append(Mention("item", hit.value, _span(text, tokens, start, hit.end), start, hit.end, hit.exact))
@@ -186,6 +193,12 @@ _GATHERINGS = frozenset(
 
 def _lower(tokens: list[Token], link: Link) -> bool:
     return not any(t.text[:1].isupper() for t in tokens[link.start : link.end])
+
+
+def _dated(text: str, tokens: list[Token], link: Link) -> bool:
+    """Whether a year in brackets follows a matched title: "Romance (1999)" names the film."""
+    end = tokens[link.end - 1].end
+    return re.match(r"\s*\((?:18|19|20)\d{2}\)", text[end:]) is not None
 
 
 def _span(text: str, tokens: list[Token], start: int, end: int) -> str:
@@ -447,6 +460,8 @@ def read_mentions(text: str, linker: Linker, mentions: list[Mention] | None = No
         )
         if after[:1] == ["out"] and any(w in KEEPING_OUT for w in since_last[-3:]):
             pol, negative_cue = -1, True  # "keep Tom Cruise out of it", "leave horror out"
+        if m.kind != "item" and (before[-1:] == ["too"] or before[-2:] in (["too", "much"], ["too", "many"])):
+            pol, negative_cue = -1, True  # "too violent", "too much gore": a complaint
         post = opinion_of(after)
         question = _is_question([tokens[k] for k in span], text) or any(
             w in YOU and nxt_w in EXPERIENCE for w, nxt_w in zip(before, before[1:], strict=False)

@@ -214,3 +214,19 @@ def test_references_attach_to_the_shown_film(store, catalog: Catalog, tmp_path: 
     latest = seen.items or first.items  # seen it: the agent shows others, and "the second one" is among those
     taken = agent.respond(session, "the second one looks good, i'll take it")
     assert taken.act == "acknowledge" and taken.belief.accepted[-1] == latest[1].id and not taken.items
+
+
+def test_a_film_turned_down_without_a_reason_is_asked_about(store, catalog: Catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    from crs.understand.reader import MessageReader
+
+    llm = ScriptedChatModel(default="A fine pick.")
+    agent = Agent(test_config(tmp_path), catalog, store, llm, reader=MessageReader.load())  # as shipped
+    session = Session()
+    first = agent.respond(session, "an action movie from the 90s")
+    passed = agent.respond(session, "I'll pass on the first one")
+    assert first.items[0].label in passed.reply.split("My picks:")[0] and "?" in passed.reply
+    # The answer speaks of the film asked about, not of the new top pick, and its words are kept.
+    why = agent.respond(session, "too violent")
+    assert "violent" in why.belief.values("keyword", -1)
+    assert passed.items[0].id not in why.belief.disliked_items
+    assert "?" not in why.reply.split("My picks:")[0]  # asked once: not again about the same film

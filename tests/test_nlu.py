@@ -186,3 +186,9 @@ def test_statement_starts(text: str, starts: list[tuple[str, bool]], linker) -> 
     tokens = tokenize(text)
     spans = [(tokens[m.start].start, tokens[m.end - 1].end) for m in linker.mentions(text)]
     assert [(text[at:], comma) for at, comma in statement_starts(text, tokens, spans)] == starts
+
+
+def test_a_genre_name_is_the_genre_unless_dated_as_a_film(linker: Linker) -> None:
+    found = [(m.kind, m.value) for m in linker.mentions("You enjoy Horror and Romance films.")]
+    assert found == [("genre", "Horror"), ("genre", "Romance")]  # not The Horror (1932), Romance (1920)
+    assert [m.kind for m in linker.mentions("I watched Romance (1920) last night")][:1] == ["item"]

@@ -33,12 +33,24 @@ def test_questions_ask_for_what_is_missing(catalog: Catalog) -> None:
 
 
 def test_a_rejection_this_turn_asks_what_was_wrong(catalog: Catalog) -> None:
-    belief = BeliefState(preferences=(Preference("item", "heat-1995", -1, turn=3),))
+    belief = BeliefState(preferences=(Preference("item", "heat-1995", -1, turn=3),), shown=("heat-1995",))
     assert (
         compose.recommend_note(Intent(), belief, catalog, 3)
         == "they turned down Heat (1995); ask what they did not like about it"
     )
+    assert (
+        compose.why_not_question(Intent(), belief, catalog, 3)
+        == "What put you off Heat (1995), so I can steer away from it?"
+    )
     assert compose.recommend_note(Intent(), belief, catalog, 4) == ""
+    named = BeliefState(preferences=belief.preferences)  # "didn't care for Heat": named, never shown
+    assert (
+        compose.recommend_note(Intent(), named, catalog, 3)
+        == compose.why_not_question(Intent(), named, catalog, 3)
+        == ""
+    )
+    asked = BeliefState(preferences=belief.preferences, shown=belief.shown, focus="heat-1995")  # asked already
+    assert compose.why_not_question(Intent(), asked, catalog, 3) == ""
     critique = Intent(critique=True, update=BeliefUpdate(preferences=(Preference("genre", "Comedy", 1),)))
     assert compose.recommend_note(critique, belief, catalog, 3) == "they asked for more Comedy than the last picks"
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from crs.answers import critique_change
 
 if TYPE_CHECKING:
-    from crs.catalog import Catalog
+    from crs.catalog import Catalog, Item
     from crs.intents import Intent
     from crs.state import BeliefState
 
@@ -76,9 +76,31 @@ def ask_question(belief: BeliefState, catalog: Catalog, turn: int = 0) -> str:
 def recommend_note(intent: Intent, belief: BeliefState, catalog: Catalog, turn: int) -> str:
     """What a recommendation answers: a critique ("they want newer films"), or a rejection, after which
     the writer asks what was wrong with the rejected film."""
+    if (item := turned_down(intent, belief, catalog, turn)) is not None:
+        return f"they turned down {item.label}; ask what they did not like about it"
     if intent.critique:
         return f"they asked for {critique_change(intent.update)} than the last picks"
-    rejected = [p for p in belief.preferences if p.kind == "item" and p.polarity < 0 and p.turn == turn]
-    if rejected and (item := catalog.get(rejected[-1].value)) is not None:
-        return f"they turned down {item.label}; ask what they did not like about it"
     return ""
+
+
+def turned_down(intent: Intent, belief: BeliefState, catalog: Catalog, turn: int) -> Item | None:
+    """The film this turn turned down without saying why ("I'll pass on the first one"): no critique
+    that asks for a change, and no genre, person or theme ruled out in the same turn."""
+    now = [p for p in belief.preferences if p.polarity < 0 and p.turn == turn]
+    asked = intent.critique and critique_change(intent.update) != "something else"
+    if asked or any(p.kind != "item" for p in now):
+        return None
+    # A film shown and turned down; not one the user named ("didn't care for The Notebook"), nor the
+    # focus (asked about already).
+    films = [p for p in now if p.kind == "item" and p.value in belief.shown and p.value != belief.focus]
+    return catalog.get(films[-1].value) if films else None
+
+
+_WHY_NOT = ("What didn't you like about {}?", "What put you off {}, so I can steer away from it?")
+
+
+def why_not_question(intent: Intent, belief: BeliefState, catalog: Catalog, turn: int) -> str:
+    """After a film turned down without a reason, a question for the reason ("" otherwise); the answer
+    ("too violent", "I want something lighter") is read as a critique or a dislike next turn."""
+    item = turned_down(intent, belief, catalog, turn)
+    return _WHY_NOT[turn % len(_WHY_NOT)].format(item.label) if item is not None else ""

@@ -154,7 +154,10 @@ class Understander:
             exact = ["critique"] if intent.critique else []
             exact += ["chitchat"] if _SMALL_TALK.search(text) else []
             exact += ["request"] if _MORE.search(text) or self._asks_after_comma(text, tokens, context, belief) else []
+            exact += ["request"] if _asks_for_a_kind(intent, references, mentions) else []
             acts = _consistent(tuple(dict.fromkeys([*got.chosen, *exact])), text, tokens, references, mentions, belief)
+            if "request" in exact and "ask_item" in acts and not references:
+                acts = tuple(a for a in acts if a != "ask_item")
             model_acts = got.chosen
             model_pols: list[str | None] = list(
                 sentence_polarities(self.reader, text, context or agent_context(belief, self.catalog), spans, got)
@@ -373,6 +376,14 @@ _MORE = re.compile(
 )
 
 
+def _asks_for_a_kind(intent: Intent, references: list[Reference], mentions: list[Mention]) -> bool:
+    """ "what about the 90s": a question that names years and points at no film asks for films of those
+    years, not about a film shown."""
+    if references or intent.item_id or any(m.kind == "item" for m in mentions) or intent.kind == "question":
+        return False
+    return bool(intent.update.constraints) and not intent.critique
+
+
 def _consistent(
     acts: tuple[str, ...],
     text: str,
@@ -387,6 +398,8 @@ def _consistent(
     out = list(acts)
     if "ask_item" in out and "ask_why" in out and question_field(text) not in (None, "general"):
         out.remove("ask_why")
+    if "ask_why" in out and not _ASKS_WHY.search(text):
+        out.remove("ask_why")  # "and no jennifer aniston either": nothing asks why
     pointed = references or any(m.kind == "item" and m.value in belief.last_shown for m in mentions)
     if "accept" in out and "request" in out and not pointed:
         out.remove("accept")
@@ -408,6 +421,7 @@ _SMALL_TALK = re.compile(
     r"have a (?:good|nice|great) (?:day|night|one|evening))\b",
     re.I,
 )
+_ASKS_WHY = re.compile(r"\?|\b(?:why|how come|what makes|reason|explain)\b", re.I)
 _SEEN = re.compile(r"\b(seen|saw|watched|already watch)", re.I)
 # Words about a film still to be watched: a verdict on how it looks, or a plan to watch it.
 _AHEAD = re.compile(

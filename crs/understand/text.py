@@ -40,11 +40,20 @@ class Token:
     end: int
 
 
+# Negations typed without the apostrophe ("didnt", "doesnt"): read as "didn" + "t", like "didn't".
+_BARE_NEGATIONS = frozenset(
+    "didnt doesnt isnt wasnt arent werent havent hasnt hadnt couldnt wouldnt shouldnt aint".split()
+)
+
+
 def tokenize(text: str) -> list[Token]:
     out = []
     for m in _TOKEN.finditer(text):
         norm = "and" if m.group() == "&" else fold(m.group())
-        if norm:
+        if norm in _BARE_NEGATIONS:
+            cut = m.end() - 1
+            out += [Token(m.group()[:-1], norm[:-1], m.start(), cut), Token(m.group()[-1], "t", cut, m.end())]
+        elif norm:
             out.append(Token(m.group(), norm, m.start(), m.end()))
     return out
 
