@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--ratings", required=True, help="ratings.csv (or .csv.gz): userId,movieId,rating,timestamp")
     imp.add_argument("--movies", help="movies.csv with titles (default: beside the ratings file)")
     imp.add_argument("--ml-user", help="the userId to import when the file holds several users")
-    imp.add_argument("--max-items", type=int, default=50, help="summarise the latest N matched ratings (0: all)")
+    imp.add_argument("--max-items", type=int, default=0, help="summarise the latest N matched ratings (0: all)")
     imp.add_argument("--method", choices=METHODS, help="default: [profile] method")
     imp.add_argument("--block-size", type=int, help="default: [profile] block_size")
     exp = pr.add_parser("export", help="print all data kept about the user as JSON")
@@ -249,12 +249,13 @@ def _import(cfg: Config, args: argparse.Namespace, store) -> int:  # noqa: ANN00
         print(f"summarising the latest {len(history)}")
     method = args.method or cfg.profile.method
     block_size = args.block_size or cfg.profile.block_size
-    summary = summarise(history, load_chat_model(cfg), block_size=block_size, method=method, progress=True)
-    text = profile_text(summary.text, linker, {it.item_id for it in history})
+    summary = summarise(history, load_chat_model(cfg), linker, block_size=block_size, method=method)
+    text = profile_text(summary.draft)
     profile = store.save(args.user, text[: store.max_chars], f"import:{method}")
+    worded = "the LLM's wording" if summary.draft.phrased else "plain wording (the LLM's did not state the facts)"
     print(
         f"saved version {profile.version} of {profile.user}'s profile ({method}, {summary.blocks} blocks, "
-        f"{summary.llm_calls} LLM calls, {summary.seconds:.1f}s):\n"
+        f"{worded}, {summary.seconds:.1f}s):\n"
     )
     print(profile.text)
     return 0

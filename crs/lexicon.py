@@ -139,7 +139,8 @@ POST_POSITIVE = frozenset(
 )
 POST_NEGATIVE_PHRASES = tuple(
     "not for me|no thanks|isn t for me|isn t my|wasn t for me|wasn t my|aren t for me|aren t my|weren t for me|"
-    "weren t my|not my|not really my|not one of my|not so much|not that much|"
+    "weren t my|not my|not really my|not one of my|not so much|not that much|not for you|isn t for you|"
+    "aren t for you|"
     "a bit much|turns me off|turned me off|let down|not as good|wasn t as good|isn t as good".split("|")
 )
 # Taking up a suggestion: "I'll check it out", "want to see it".

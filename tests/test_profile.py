@@ -21,7 +21,16 @@ from crs.profile import (
     with_profile,
 )
 from crs.profile_db import ProfileStore
-from crs.profile_summary import HistoryItem, calls_needed, movielens_title, profile_text, summarise, summarise_many
+from crs.profile_summary import (
+    HistoryItem,
+    TasteFacts,
+    combine,
+    movielens_title,
+    plain_paragraph,
+    profile_text,
+    summarise,
+    summarise_many,
+)
 from crs.state import BeliefState, FinalEvent, Preference, Session, ToolEvent
 from tests.conftest import test_config
 
@@ -157,41 +166,50 @@ HISTORY = [
 ]
 
 
-@pytest.mark.parametrize(("method", "calls"), [("hierarchical", 4), ("recurrent", 3)])
-def test_summarisation_structure(method: str, calls: int) -> None:
-    """12 items in blocks of 5: 3 block summaries and a merge, or 3 recurrent updates."""
-    batches: list[list[list[Message]]] = []
+def test_taste_facts_are_counted_and_combined_both_ways() -> None:
+    """12 items: Comedy rated 5, 3, 1, 4, 2, 5; Horror 4, 2, 5, 3, 1, 4. Likes are ratings of 4 or more."""
+    facts = TasteFacts.of(HISTORY)
+    assert dict(facts.liked) == {"Comedy": 3, "Horror": 3} and facts.n_liked == 6
+    assert dict(facts.disliked) == {"Comedy": 2, "Horror": 2}
+    assert facts.liked_genres() == ["Comedy", "Horror"] and facts.disliked_genres() == []  # liked as often
+    tree = combine(HISTORY, block_size=5, method="hierarchical")
+    assert dict(tree.liked) == dict(facts.liked) and tree.loved == facts.loved  # counts add up in any tree
+    recurrent = combine(HISTORY, block_size=5, method="recurrent")
+    assert recurrent.n_liked < facts.n_liked  # older blocks weigh less
+    hater = TasteFacts.of([HistoryItem(f"H{n} (2000)", ("Horror",), 1.0) for n in range(3)] + HISTORY[:1])
+    assert hater.disliked_genres() == ["Horror"] and hater.liked_genres() == ["Comedy"]
+    assert "Horror" in plain_paragraph(hater) and "dislike" in plain_paragraph(hater)
+    with pytest.raises(Exception, match="method"):
+        combine(HISTORY, method="sideways")
+    with pytest.raises(ValueError, match="empty"):
+        combine([])
+
+
+def test_a_phrasing_is_kept_only_when_it_states_the_facts(linker) -> None:  # noqa: ANN001
+    history = [
+        HistoryItem("Alien (1979)", ("Horror", "Science Fiction"), 5.0),
+        HistoryItem("Halloween (1978)", ("Horror",), 4.5),
+        HistoryItem("Titanic (1997)", ("Romance", "Drama"), 1.0),
+        HistoryItem("Notting Hill (1999)", ("Romance", "Comedy"), 1.5),
+    ]
+    good = "You love Horror and Science Fiction, Alien (1979) above all. Romance is not for you."
+    echo = "Genres they like most: Horror, Science Fiction. Genres they dislike: Romance."  # the prompt said back
+    replies = iter([good, "You love comedies and Tom Hanks.", "", echo])
 
     def generate(batch: list[list[Message]]) -> list[str]:
-        batches.append(batch)
-        return [f"summary {len(batches)}.{i}" for i in range(len(batch))]
+        assert "Genres they like most: Horror, Science Fiction" in batch[0][-1].content
+        return [next(replies) for _ in batch]
 
-    (text,) = summarise_many([HISTORY], generate, block_size=5, method=method)
-    assert sum(len(b) for b in batches) == calls == calls_needed(3, 5, method)
-    first = batches[0][0][-1].content
-    assert "Film 0 (1990) [Comedy]: 5/5" in first and "Film 5" not in first
-    if method == "recurrent":
-        assert "summary 1.0" in batches[1][0][-1].content and "Film 5 (1995)" in batches[1][0][-1].content
-        assert text == "summary 3.0"
-    else:
-        assert [len(b) for b in batches] == [3, 1] and all(
-            f"summary 1.{i}" in batches[1][0][-1].content for i in range(3)
-        )
-        assert text == "summary 2.0"
-    with pytest.raises(Exception, match="method"):
-        summarise_many([HISTORY], generate, method="sideways")
-    with pytest.raises(ValueError, match="empty"):
-        summarise_many([[]], generate)
-
-
-def test_profile_text_lists_only_titles_from_the_history(linker) -> None:  # noqa: ANN001
-    text = profile_text("They love horror and loved Alien and Heat. They dislike romance.", linker, {"heat-1995"})
-    s = split_sections(text)
-    assert set(s.likes) == {"Horror", "Heat (1995)"} and s.dislikes == ("Romance",)
+    drafts = summarise_many([history] * 4, generate, linker)
+    assert [d.phrased for d in drafts] == [True, False, False, False]
+    assert drafts[0].paragraph == good and drafts[1].paragraph == plain_paragraph(drafts[1].facts)
+    s = split_sections(profile_text(drafts[1]))
+    assert s.likes == ("Horror", "Science Fiction", "Alien (1979)", "Halloween (1978)")
+    assert s.dislikes == ("Romance", "Titanic (1997)", "Notting Hill (1999)")
 
 
 @pytest.mark.slow
-def test_real_model_summarises_a_history(local_llm, linker) -> None:  # noqa: ANN001
+def test_real_model_phrases_a_history(local_llm, linker) -> None:  # noqa: ANN001
     items = [
         HistoryItem("Alien (1979)", ("Horror", "Science Fiction"), 5.0),
         HistoryItem("Halloween (1978)", ("Horror",), 4.5),
@@ -199,10 +217,12 @@ def test_real_model_summarises_a_history(local_llm, linker) -> None:  # noqa: AN
         HistoryItem("Titanic (1997)", ("Romance", "Drama"), 1.0),
         HistoryItem("Notting Hill (1999)", ("Romance", "Comedy"), 1.5),
     ]
-    summary = summarise(items, local_llm, block_size=5, method="hierarchical")
-    assert summary.llm_calls == 1 and summary.text.strip()
-    text = profile_text(summary.text, linker, set())
-    assert parse_profile(text, linker).update.preferences or parse_profile(text, linker).unparsed
+    summary = summarise(items, local_llm, linker, block_size=5, method="hierarchical")
+    assert summary.llm_calls == 1 and summary.draft.paragraph.strip()
+    # Whatever the model wrote, the profile says what the ratings say.
+    prefs = parse_profile(profile_text(summary.draft), linker).update.preferences
+    genres = {(p.value, p.polarity) for p in prefs if p.kind == "genre"}
+    assert genres == {("Horror", 1), ("Science Fiction", 1), ("Romance", -1)}
 
 
 # ---- the agent ---------------------------------------------------------------------------------
