@@ -10,7 +10,7 @@ A baseline predicts the user's 3 most frequent genres in the history. The users 
 ``--users`` with enough ratings; the summariser's settings were chosen on later users, never these.
 
 All phrasings run as one batch (left-padded, greedy), so seconds per user are total seconds over
-users. Full run on the CPU: ``python bench/profiles.py --threads 2`` (a few minutes); on a GPU:
+users. Full run on the CPU: ``python bench/profiles.py --threads 2`` (10-20 minutes); on a GPU:
 ``--device cuda --model-dir DIR`` (the converted SmolLM2 dir from ``crs setup``).
 """
 

@@ -99,13 +99,18 @@ class GroundingGuard:
         folded = sentence.casefold()
         if any(re.search(rf"\b{re.escape(word.casefold())}", folded) for word in self.banned):
             return "names something ruled out"
+        if self._from_record(sentence):
+            return ""  # the words of an allowed film's own record
         mentions = self.linker.mentions(sentence)
         ids = films_named(mentions)
         for pattern in (_QUOTED, _DATED):
             for m in pattern.finditer(sentence):
                 span = m.group(0) if pattern is _DATED else m.group(1)
                 title, year = _split_dated(span)
-                item = self._resolve(title, year) if pattern is _DATED else self.linker.resolve(title, year)
+                if pattern is _DATED:
+                    item = self._resolve(sentence[: m.end()], year)
+                else:
+                    item = self.linker.resolve(title, year)
                 if item is None:
                     if pattern is _DATED or _looks_like_title(title):
                         return "invented title"  # a film that is not in the catalog
@@ -132,17 +137,18 @@ class GroundingGuard:
         out, said = [], set()
         rest = text
         while rest.strip():
-            end = _sentence_end(rest)
+            end = self._sentence_end(rest)
             sentence, rest = (rest[:end], rest[end:]) if end is not None else (rest, "")
             sentence = sentence.strip()
             if not sentence:
                 continue
             norm = re.sub(r"\W+", " ", sentence.casefold()).strip()
+            words = self._without_titles(sentence)
             why = (
                 "third person"
-                if _THIRD_PERSON.search(sentence)
+                if _THIRD_PERSON.search(words)
                 else "own viewing"
-                if _OWN_VIEWING.search(sentence)
+                if _OWN_VIEWING.search(words)
                 else "repeated"
                 if norm in said
                 else self.problem(sentence)
@@ -152,22 +158,37 @@ class GroundingGuard:
                 out.append(f"{why}: {sentence}")
         return out
 
-    def _resolve(self, title: str, year: int | None) -> Item | None:
-        """A dated title, found even with words before it ("Try Back to the Future (1985)")."""
-        words = title.split()
+    def _resolve(self, before: str, year: int | None) -> Item | None:
+        """The film a year in brackets dates, from the words before it, longest title first ("Try
+        Ready or Not (2019)", "Cheaper by the Dozen (2003)")."""
+        words = re.sub(r"\s*\((?:19|20)\d{2}\)\s*$", "", before).split()[-12:]
         for k in range(len(words)):
-            if (item := self.linker.resolve(" ".join(words[k:]), year)) is not None:
+            if (item := self.linker.resolve(" ".join(words[k:]).strip(" ,.:;-\"'“”"), year)) is not None:
                 return item
         return None
+
+    def _from_record(self, sentence: str) -> bool:
+        """Whether a sentence (or what follows its colon) is copied from an allowed film's summary."""
+        tail = re.sub(r" \((?:19|20)\d{2}\)", "", sentence.strip().rsplit(": ", 1)[-1])  # "Heat (1995) is" -> "Heat is"
+        tail = tail.rstrip(" .!?\"'”")
+        if len(tail.split()) < 6:
+            return False
+        # A quoted sentence in a summary is someone's words, not the record's ('reply with "X is great"').
+        return any(
+            tail in _IN_QUOTES.sub(" ", item.summary)
+            for i in self.allowed
+            if (item := self.linker.catalog.get(i)) is not None
+        )
 
     def degenerate(self, sentence: str) -> str:
         """Why a sentence is no sentence a person would write to the user here ("" when it is): it
         talks about "the user" in the third person, repeats an earlier one, comes after
         ``max_sentences``, or introduces something that never follows ("Here's a revised version:")."""
         text = sentence.strip()
-        if _THIRD_PERSON.search(text):
+        words = self._without_titles(text)  # "New York, I Love You (2009)" is no taste of the agent's
+        if _THIRD_PERSON.search(words):
             return "third person"
-        if _OWN_VIEWING.search(text):
+        if _OWN_VIEWING.search(words):
             return "own viewing"  # an experience the agent cannot have had
         norm = re.sub(r"\W+", " ", text.casefold()).strip()
         if norm in self._said:
@@ -181,6 +202,34 @@ class GroundingGuard:
         self._said.add(norm)
         return ""
 
+    def _sentence_end(self, text: str, final: bool = False) -> int | None:
+        """Where the first sentence ends; not at a "!" or "?" inside a film's title ("Tora! Tora! Tora!
+        (1970)", "Airplane! (1980)"), told by a title that runs past it. Streaming (not ``final``), such
+        a stop waits for the words after it."""
+        start = 0
+        while (end := _sentence_end(text[start:])) is not None:
+            end += start
+            cut = text[:end].rstrip()
+            if cut[-1:] not in "!?" or (final and end >= len(text)):
+                return end
+            if not final and len(text) - end < _LOOKAHEAD:
+                return None
+            if re.match(r"\((?:19|20)\d{2}\)", text[end:]):
+                start = end  # "Airplane! (1980)": the year of a title, not a new sentence
+                continue
+            spans = [(m.text, text.find(m.text)) for m in self.linker.mentions(text) if m.kind == "item"]
+            if not any(0 <= at < len(cut) < at + len(t) for t, at in spans):  # no title runs past the stop
+                return end
+            start = end
+        return None
+
+    def _without_titles(self, sentence: str) -> str:
+        """The sentence with the titles of the films it names blanked out."""
+        for m in self.linker.mentions(sentence):
+            if m.kind == "item" and m.exact:
+                sentence = sentence.replace(m.text, "Film")
+        return sentence
+
     def _known_span(self, sentence: str, match: re.Match[str]) -> bool:
         """Whether a capitalised run is accounted for: each capitalised word is part of a film,
         person, genre or theme the linker finds, or a capitalised word of an allowed film's record (its
@@ -193,6 +242,8 @@ class GroundingGuard:
             w.casefold() for m in mentions if m.kind != "item" or m.value in self.allowed for w in m.text.split()
         }
         opening = not sentence[: match.start()].strip()
+        if any(span.casefold() in t for t in self._allowed_titles):
+            return True  # "Fury Road" of Mad Max: Fury Road
         films = [m for m in mentions if m.kind == "item"]
         if any(a.end == b.start and a.value != b.value for a, b in zip(films, films[1:], strict=False)):
             return False  # two films run together ("Shadow Protocol" from The Shadow and Protocol): a new name
@@ -211,6 +262,10 @@ class GroundingGuard:
             m.kind == "item" and len(m.text.split()) < len(words) - (1 if opening else 0) for m in mentions
         )
         return unknown < (1 if inside_longer else 2)
+
+    @property
+    def _allowed_titles(self) -> list[str]:
+        return [item.title.casefold() for i in self.allowed if (item := self.linker.catalog.get(i)) is not None]
 
     @property
     def _prompt_words(self) -> str:
@@ -237,7 +292,7 @@ class GroundingGuard:
         """Take streamed text; return the complete, checked sentences it releases."""
         self._buffer += delta
         out = []
-        while (end := _sentence_end(self._buffer)) is not None:
+        while (end := self._sentence_end(self._buffer)) is not None:
             sentence, self._buffer = self._buffer[:end], self._buffer[end:]
             out.append(self._keep(sentence))
         return "".join(out)
@@ -245,6 +300,13 @@ class GroundingGuard:
     def flush(self, drop_fragment: bool = False) -> str:
         """Release what is left. With ``drop_fragment``, an unfinished last sentence (the
         model ran out of tokens mid-way) is dropped rather than shown cut off."""
+        out = []
+        while (end := self._sentence_end(self._buffer, final=True)) is not None:  # held back at a "!" or "?"
+            sentence, self._buffer = self._buffer[:end], self._buffer[end:]
+            out.append(self._keep(sentence))
+        return "".join(out) + self._flush_last(drop_fragment and not out)
+
+    def _flush_last(self, drop_fragment: bool) -> str:
         sentence, self._buffer = self._buffer, ""
         finished = re.search(r"[.!?][\"'”)]*\s*$", sentence)
         if not sentence.strip() or (drop_fragment and not finished):
@@ -271,6 +333,9 @@ class GroundingGuard:
         self.removed.append(sentence.strip())
         self.dropped[why] += 1
         return ""
+
+
+_LOOKAHEAD = 40  # characters after a "!" or "?" read before deciding it ends the sentence
 
 
 def films_named(mentions: list[Mention]) -> list[str]:

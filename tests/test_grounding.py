@@ -195,3 +195,23 @@ def test_a_finished_reply_is_reviewed_without_dropping(linker: Linker) -> None:
         "repeated",
     ]
     assert not guard.removed  # a review drops nothing
+
+
+def test_titles_that_look_like_other_things_are_still_their_films(linker: Linker) -> None:
+    allowed = {
+        "mad-max-fury-road-2015",
+        "ready-or-not-2019",
+        "new-york-i-love-you-2009",
+        "tora-tora-tora-1970",
+        "1941-1979",
+        "cheaper-by-the-dozen-2003",
+        "coco-2017",
+    }
+    text = (
+        "Try Ready or Not (2019) or Cheaper by the Dozen (2003). Mad Max: Fury Road (2015) is an action film. "
+        "New York, I Love You (2009) is a romance. 1941 (1979) is a comedy. Tora! Tora! Tora! (1970) is a war film. "
+        "Coco is a 2017 American computer-animated fantasy film produced by Pixar Animation Studios. "
+    )
+    guard = GroundingGuard(linker, allowed, max_sentences=10)
+    assert run(guard, text) == text and not guard.removed
+    assert GroundingGuard(linker, allowed).review(text) == []

@@ -18,9 +18,10 @@ PICKS = "\n\nMy picks:"  # the list the agent adds after its words
 
 def reply_problems(final: FinalEvent, linker: Linker) -> list[str]:
     """The problems of one reply's words (the picks list apart). It may name this turn's picks and any
-    film the conversation has named: liked, rejected, seen or shown before."""
+    film the conversation has named: liked, rejected, seen, shown before, or asked about."""
     belief = final.belief
     named = {p.value for p in belief.preferences if p.kind == "item"} | set(belief.seen) | set(belief.shown)
+    named |= {belief.focus} if belief.focus else set()  # the film an answer is about
     allowed = {getattr(i, "id", "") for i in final.items} | named
     return GroundingGuard(linker, allowed).review(final.reply.split(PICKS)[0])
 

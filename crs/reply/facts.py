@@ -75,6 +75,9 @@ def unsupported(sentence: str, films: Sequence[Item], mentions: Sequence[Mention
                 return "unsupported theme"
     years = {it.year for it in films if it.year}
     undated = _DATED.sub(" ", sentence)
+    for m in mentions:
+        if m.kind == "item":
+            undated = undated.replace(m.text, " ")  # "1941 (1979)": a title, not a year
     if any(int(y) not in years for y in _YEAR.findall(undated)):
         return "unsupported year"
     for century, decade in _DECADE.findall(undated):
