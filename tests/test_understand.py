@@ -196,6 +196,7 @@ def test_reactions_read_in_context_say_what_the_words_say(learned: Understander)
     assert "seen" in loved.acts or loved.update.seen
     more = learned.read("ok, show me more", shown, 2)
     assert "request" in more.acts and not more.update.accepted
+    assert not learned.read("something newer", shown, 2).update.accepted  # a critique takes no pick
     assert "ask_why" not in learned.read("Who directed Jaws?", shown, 2).acts
 
 

@@ -401,8 +401,8 @@ def _consistent(
     if "ask_why" in out and not _ASKS_WHY.search(text):
         out.remove("ask_why")  # "and no jennifer aniston either": nothing asks why
     pointed = references or any(m.kind == "item" and m.value in belief.last_shown for m in mentions)
-    if "accept" in out and "request" in out and not pointed:
-        out.remove("accept")
+    if "accept" in out and ("request" in out or "critique" in out) and not pointed:
+        out.remove("accept")  # "something newer": asks for other films, takes none of these
     words = [t.norm for t in tokens]
     verdict = opinion_of(words) or (-1 if any(p in NEGATING_PAIRS for p in zip(words, words[1:], strict=False)) else 0)
     if "accept" in out and "seen" in out and _AHEAD.search(text) and not _SEEN.search(text):
