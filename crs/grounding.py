@@ -12,6 +12,7 @@ record does not hold: a person, genre, year, theme or plot (``crs.reply.facts``)
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections import Counter
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 from crs.catalog import Item
 from crs.nlu import Linker, Mention
-from crs.reply.facts import subject_films, unsupported
+from crs.reply.facts import BRACKETED_YEAR, subject_films, unsupported
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class GroundingGuard:
     _words: set[str] | None = None  # words of the allowed items' records, built on first use
     _said: set[str] = field(default_factory=set)  # kept sentences, normalised
     prompt: str = ""  # the prompt the model was given: a sentence copied out of it is an echo
+    _last: tuple[str, list[Mention]] = ("", [])  # the last text linked: problem() and degenerate() share it
 
     def check(self, sentence: str) -> bool:
         """True if every title in the sentence is an allowed item and it names nothing banned."""
@@ -101,7 +103,7 @@ class GroundingGuard:
             return "names something ruled out"
         if self._from_record(sentence):
             return ""  # the words of an allowed film's own record
-        mentions = self.linker.mentions(sentence)
+        mentions = self._mentions(sentence)
         ids = films_named(mentions)
         for pattern in (_QUOTED, _DATED):
             for m in pattern.finditer(sentence):
@@ -143,16 +145,7 @@ class GroundingGuard:
             if not sentence:
                 continue
             norm = re.sub(r"\W+", " ", sentence.casefold()).strip()
-            words = self._without_titles(sentence)
-            why = (
-                "third person"
-                if _THIRD_PERSON.search(words)
-                else "own viewing"
-                if _OWN_VIEWING.search(words)
-                else "repeated"
-                if norm in said
-                else self.problem(sentence)
-            )
+            why = self._voice(sentence) or ("repeated" if norm in said else self.problem(sentence))
             said.add(norm)
             if why:
                 out.append(f"{why}: {sentence}")
@@ -161,7 +154,7 @@ class GroundingGuard:
     def _resolve(self, before: str, year: int | None) -> Item | None:
         """The film a year in brackets dates, from the words before it, longest title first ("Try
         Ready or Not (2019)", "Cheaper by the Dozen (2003)")."""
-        words = re.sub(r"\s*\((?:19|20)\d{2}\)\s*$", "", before).split()[-12:]
+        words = re.sub(rf"\s*{BRACKETED_YEAR.pattern}\s*$", "", before).split()[-12:]
         for k in range(len(words)):
             if (item := self.linker.resolve(" ".join(words[k:]).strip(" ,.:;-\"'“”"), year)) is not None:
                 return item
@@ -169,7 +162,7 @@ class GroundingGuard:
 
     def _from_record(self, sentence: str) -> bool:
         """Whether a sentence (or what follows its colon) is copied from an allowed film's summary."""
-        tail = re.sub(r" \((?:19|20)\d{2}\)", "", sentence.strip().rsplit(": ", 1)[-1])  # "Heat (1995) is" -> "Heat is"
+        tail = re.sub(f" {BRACKETED_YEAR.pattern}", "", sentence.strip().rsplit(": ", 1)[-1])  # "Heat (1995) is"
         tail = tail.rstrip(" .!?\"'”")
         if len(tail.split()) < 6:
             return False
@@ -185,11 +178,8 @@ class GroundingGuard:
         talks about "the user" in the third person, repeats an earlier one, comes after
         ``max_sentences``, or introduces something that never follows ("Here's a revised version:")."""
         text = sentence.strip()
-        words = self._without_titles(text)  # "New York, I Love You (2009)" is no taste of the agent's
-        if _THIRD_PERSON.search(words):
-            return "third person"
-        if _OWN_VIEWING.search(words):
-            return "own viewing"  # an experience the agent cannot have had
+        if why := self._voice(text):
+            return why
         norm = re.sub(r"\W+", " ", text.casefold()).strip()
         if norm in self._said:
             return "repeated"
@@ -214,7 +204,7 @@ class GroundingGuard:
                 return end
             if not final and len(text) - end < _LOOKAHEAD:
                 return None
-            if re.match(r"\((?:19|20)\d{2}\)", text[end:]):
+            if BRACKETED_YEAR.match(text[end:]):
                 start = end  # "Airplane! (1980)": the year of a title, not a new sentence
                 continue
             spans = [(m.text, text.find(m.text)) for m in self.linker.mentions(text) if m.kind == "item"]
@@ -223,9 +213,24 @@ class GroundingGuard:
             start = end
         return None
 
+    def _voice(self, sentence: str) -> str:
+        """ "third person" or "own viewing" when the sentence is not the agent speaking to the user, read
+        outside film titles ("New York, I Love You (2009)" is no taste of the agent's); else ""."""
+        words = self._without_titles(sentence)
+        if _THIRD_PERSON.search(words):
+            return "third person"
+        if _OWN_VIEWING.search(words):
+            return "own viewing"  # an experience or taste the agent cannot have had
+        return ""
+
+    def _mentions(self, text: str) -> list[Mention]:
+        if self._last[0] != text:
+            self._last = (text, self.linker.mentions(text))
+        return self._last[1]
+
     def _without_titles(self, sentence: str) -> str:
         """The sentence with the titles of the films it names blanked out."""
-        for m in self.linker.mentions(sentence):
+        for m in self._mentions(sentence):
             if m.kind == "item" and m.exact:
                 sentence = sentence.replace(m.text, "Film")
         return sentence
@@ -263,7 +268,7 @@ class GroundingGuard:
         )
         return unknown < (1 if inside_longer else 2)
 
-    @property
+    @functools.cached_property
     def _allowed_titles(self) -> list[str]:
         return [item.title.casefold() for i in self.allowed if (item := self.linker.catalog.get(i)) is not None]
 

@@ -176,19 +176,15 @@ class ScriptedReport:
         (out / "report.md").write_text(self.to_markdown(), encoding="utf-8")
 
 
+_VOICE = ("third person", "own viewing", "repeated")  # reply problems of voice, not of facts
+
+
 def reply_counts(turns: list[TurnResult]) -> dict[str, int]:
     """Turns whose words have each kind of problem; recommendations naming their top pick with a reason."""
-    kinds = {p.split(":")[0] for t in turns for p in t.reply_problems}
-    out = {"turns": len(turns), "third person": 0, "own viewing": 0, "repeated": 0, "ungrounded": 0}
-    for t in turns:
-        found = {p.split(":")[0] for p in t.reply_problems}
-        for kind in ("third person", "own viewing", "repeated"):
-            out[kind] += kind in found
-        out["ungrounded"] += bool(found - {"third person", "own viewing", "repeated"})
-    out |= {
-        f"ungrounded: {k}": sum(any(p.startswith(k + ":") for p in t.reply_problems) for t in turns)
-        for k in sorted(kinds - {"third person", "own viewing", "repeated"})
-    }
+    found = [{p.split(":")[0] for p in t.reply_problems} for t in turns]  # the kinds of each turn
+    out = {"turns": len(turns)} | {kind: sum(kind in f for f in found) for kind in _VOICE}
+    out["ungrounded"] = sum(bool(f.difference(_VOICE)) for f in found)
+    out |= {f"ungrounded: {k}": sum(k in f for f in found) for k in sorted(set().union(*found).difference(_VOICE))}
     out["recommend"] = sum(t.top_pick_reason is not None for t in turns)
     out["top_pick_reason"] = sum(bool(t.top_pick_reason) for t in turns)
     return out

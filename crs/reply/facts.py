@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # A sentence about the film named before it: "It stars ...", "This one is a comedy".
 _ANAPHOR = re.compile(r"^\W*(?:it|it's|its|this|that|the film|the movie|this one|that one|both)\b", re.I)
-_DATED = re.compile(r"\((?:19|20)\d{2}\)")
+BRACKETED_YEAR = re.compile(r"\((?:19|20)\d{2}\)")  # a title's year: "Heat (1995)"
 _YEAR = re.compile(r"(?<![\w(])((?:19|20)\d{2})(?![\w)])")
 _DECADE = re.compile(r"(?<![\w'])(?:'|(19|20))?(\d)0'?s\b", re.I)
 # Where a plot claim starts: what follows should be told by the record's summary.
@@ -74,7 +74,7 @@ def unsupported(sentence: str, films: Sequence[Item], mentions: Sequence[Mention
             if not any(stem in summaries for stem in stems):
                 return "unsupported theme"
     years = {it.year for it in films if it.year}
-    undated = _DATED.sub(" ", sentence)
+    undated = BRACKETED_YEAR.sub(" ", sentence)
     for m in mentions:
         if m.kind == "item":
             undated = undated.replace(m.text, " ")  # "1941 (1979)": a title, not a year
@@ -98,7 +98,7 @@ def _negated(sentence: str, words: str) -> bool:
 def _plot_supported(claim: str, films: Sequence[Item]) -> bool:
     """Whether the record tells at least half of a plot claim's content words (by their first five
     letters: "travels" is told by "travel"): a paraphrase passes, an invented story does not."""
-    words = [w for w in _WORD.findall(_DATED.sub(" ", claim.casefold())) if w not in _STOP and len(w) > 2]
+    words = [w for w in _WORD.findall(BRACKETED_YEAR.sub(" ", claim.casefold())) if w not in _STOP and len(w) > 2]
     if len(words) < 2:
         return True
     record = " ".join(f"{it.title} {it.summary} {' '.join(it.genres)} {' '.join(it.people)}" for it in films)
