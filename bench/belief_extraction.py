@@ -3,7 +3,7 @@ seeker's likes and dislikes the way the seeker reported them?
 
     python bench/belief_extraction.py [--files F ...] [--limit N] [--errors N]
 
-Each dialogue's seeker messages are replayed turn by turn through ``crs.nlu.understand`` and
+Each dialogue's seeker messages are replayed turn by turn through ``crs.understand.nlu.understand`` and
 ``crs.state.apply``, with every ``@<movie_id>`` written out as the movie's "Title (Year)", as
 a user would type it. Gold: the seeker's own questionnaire (``initiatorQuestions``) for the
 movies the seeker mentioned, liked=1 -> liked, liked=0 -> disliked (liked=2, "did not say",
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.catalog import load_catalog, load_redial_movies, split_title_year  # noqa: E402
 from crs.eval.redial_data import load_dialogues  # noqa: E402  (the validated ReDial reader, deduplicated)
-from crs.nlu import Linker, understand  # noqa: E402
 from crs.state import BeliefState, apply  # noqa: E402
+from crs.understand.nlu import Linker, understand  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIAL = ROOT.parent / "shared" / "data" / "redial"
@@ -290,7 +290,7 @@ def main() -> int:
         "# Belief extraction on ReDial seeker messages\n\n"
         f"Data: {files} ({len(dialogues):,} dialogues, deduplicated by conversationId). Command: `{command}`.\n"
         "Gold: the seeker's questionnaire `liked` (1 liked, 0 disliked; 2 not scored) for the movies the seeker "
-        "mentioned. Predicted: the final belief after `crs.nlu.understand` + `crs.state.apply` over the seeker's "
+        "mentioned. Predicted: the final belief after `crs.understand.nlu.understand` + `crs.state.apply` over the seeker's "
         'messages, with each `@id` written out as "Title (Year)". Micro-averaged over (dialogue, movie) pairs; '
         "P/R/F1 in %. *match*: the movie has an id in the linker's catalog (demo: same normalised title, year ±1); "
         "*linked*: the linker found the title in the seeker's messages.\n\n"

@@ -43,8 +43,8 @@ def main() -> int:
     ap.add_argument("--skip-llm", action="store_true")
     args = ap.parse_args()
 
-    from crs.llm import Message, load_chat_model
-    from crs.store import ItemStore
+    from crs.llm.base import Message, load_chat_model
+    from crs.rank.store import ItemStore
 
     cfg = load_config()
     if args.full:

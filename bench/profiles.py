@@ -34,10 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crs.catalog import load_catalog  # noqa: E402
 from crs.config import PROJECT_ROOT, load_config  # noqa: E402
-from crs.llm import Message  # noqa: E402
-from crs.nlu import Linker  # noqa: E402
-from crs.profile import parse_profile  # noqa: E402
-from crs.profile_summary import (  # noqa: E402
+from crs.llm.base import Message  # noqa: E402
+from crs.profiles.summary import (  # noqa: E402
     METHODS,
     SUMMARY_TOKENS,
     HistoryItem,
@@ -45,6 +43,8 @@ from crs.profile_summary import (  # noqa: E402
     profile_text,
     summarise_many,
 )
+from crs.profiles.text import parse_profile  # noqa: E402
+from crs.understand.nlu import Linker  # noqa: E402
 
 log = logging.getLogger("bench.profile")
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "movielens-latest-small"
@@ -108,7 +108,7 @@ class BatchChat:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from crs.llm_local import _dtype_kwarg
+        from crs.llm.local import _dtype_kwarg
 
         self.device, self.batch_size, self.max_new_tokens = device, batch_size, max_new_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_dir:
         model_dir = Path(args.model_dir)
     else:
-        from crs.llm_local import ensure_local_model
+        from crs.llm.local import ensure_local_model
 
         model_dir = ensure_local_model(load_config())
     linker = Linker(load_catalog(PROJECT_ROOT / "knowledge" / "movies.jsonl.gz"))

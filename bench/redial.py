@@ -124,8 +124,8 @@ def section(report: dict, k: int, args: argparse.Namespace) -> str:
         f"other folds), never on the evaluated file: {report['weights']}.",
         f"Understanding: {u['linked_movie_mentions']} movie mentions found by the product's linker in the context "
         f"text, {u['given_movie_mentions']} given by the file (`entity` names); their union is used. Belief from "
-        "crs.nlu.understand + crs.state.apply over the seeker's utterances.",
-        "Retrieval only: cosine of the MiniLM item vectors (crs.store.ItemStore, genres/cast/2 plot sentences from "
+        "crs.understand.nlu.understand + crs.state.apply over the seeker's utterances.",
+        "Retrieval only: cosine of the MiniLM item vectors (crs.rank.store.ItemStore, genres/cast/2 plot sentences from "
         "id2info; IMDb plots used at evaluation time only, not shipped) to the seeker's latest two utterances "
         "(negated words dropped) plus the liked movies. In the no-repeat columns every movie already mentioned is "
         "excluded from the ranking (the agent never recommends what was named); in the all-mentions columns they "

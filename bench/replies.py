@@ -38,10 +38,10 @@ from crs.agent import Agent  # noqa: E402
 from crs.config import load_config  # noqa: E402
 from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.eval.scripted import load_dialogues as load_scripted  # noqa: E402
-from crs.grounding import GroundingGuard  # noqa: E402
-from crs.llm import Message  # noqa: E402
-from crs.llm_local import LocalChatModel  # noqa: E402
-from crs.prompts import Prompts  # noqa: E402
+from crs.llm.base import Message  # noqa: E402
+from crs.llm.local import LocalChatModel  # noqa: E402
+from crs.reply.grounding import GroundingGuard  # noqa: E402
+from crs.reply.prompts import Prompts  # noqa: E402
 from crs.reply.writer_data import encode_example, pad_batches, perplexity, sample, well_grounded, writer_examples  # noqa: E402
 from crs.state import FinalEvent, Session  # noqa: E402
 from crs.understand.reader_data import load_labels  # noqa: E402

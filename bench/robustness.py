@@ -43,7 +43,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.config import Config, load_config  # noqa: E402
-from crs.llm import Message  # noqa: E402
+from crs.llm.base import Message  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("fuzz", "injection", "load", "memory", "faults")
@@ -384,9 +384,9 @@ CATALOG_QUERIES = [
 
 
 def shown_markup(reply: str, notices: list[str], items: list[Any], catalog: Any, belief: Any) -> list[str]:
-    """Markup the page would render from this turn: the chat message (crs.ui_render's
+    """Markup the page would render from this turn: the chat message (crs.app.ui_render's
     compose_message), the cards' HTML and the notices."""
-    from crs.ui_render import card_html, compose_message, reason_line
+    from crs.app.ui_render import card_html, compose_message, reason_line
 
     out = []
     message = compose_message(reply, notices, [])
@@ -436,9 +436,9 @@ def run_attack(agent: Any, llm: ObedientLLM, attack: Attack, session: Any) -> di
 def run_injection(cfg: Config, work: Path, embedder: Any) -> dict[str, Any]:
     from crs.agent import Agent
     from crs.catalog import Catalog, Item, load_catalog
-    from crs.profile_db import ProfileStore
+    from crs.profiles.db import ProfileStore
+    from crs.rank.store import ItemStore
     from crs.state import Session
-    from crs.store import ItemStore
 
     llm = ObedientLLM()
     agent = demo_agent(cfg, llm)

@@ -1,5 +1,5 @@
 """The operational half of bench/robustness.py: load, memory and faults, against a real served
-page (``crs.ui.launch`` in a child process: the real agent, index and profile store, with the
+page (``crs.app.ui.launch`` in a child process: the real agent, index and profile store, with the
 stand-in LLM of robustness.py unless ``--real-llm``), driven through the page's own API by
 gradio_client, the client that ships with Gradio.
 
@@ -70,12 +70,12 @@ def serve_main(args: Any) -> int:
     """``robustness.py --serve``: the page on ``--port``, user data in ``--work``."""
     import robustness as rb
 
-    from crs.ui import launch
+    from crs.app.ui import launch
 
     cfg = rb.bench_config(Path(args.work))
     llm = None if os.environ.get("CRS_BENCH_REAL_LLM") else rb.StandInLLM(delay=args.delay)
     if llm is None:
-        from crs.llm import load_chat_model
+        from crs.llm.base import load_chat_model
 
         llm = load_chat_model(cfg)
     agent = rb.demo_agent(cfg, llm, profiles=True)
@@ -280,7 +280,12 @@ def crs(*args: str, work: Path, timeout: int = 600) -> tuple[int, str, str, floa
     started = time.perf_counter()
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "crs.cli", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT
+            [sys.executable, "-m", "crs.app.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            cwd=ROOT,
         )
     except subprocess.TimeoutExpired:
         return 124, "", "timed out", time.perf_counter() - started
@@ -324,7 +329,7 @@ def run_faults(cfg: Any, work: Path) -> dict[str, Any]:
     import json
 
     from crs.catalog import load_catalog
-    from crs.store_check import check_files
+    from crs.rank.store_check import check_files
     from tests.test_store_damage import DAMAGES  # the same four damages the regression tests make
 
     out: dict[str, Any] = {}
@@ -340,7 +345,7 @@ def run_faults(cfg: Any, work: Path) -> dict[str, Any]:
 
     print("faults: kill -9 of crs index", flush=True)
     env = {**os.environ, "CRS_PATHS__DATA_DIR": str(fw / "data"), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "crs.cli", "index", *common], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "crs.app.cli", "index", *common], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     stored = wait_for_rows(index / "chroma.sqlite3", 300, timeout=600)  # killed once some items are written
     os.kill(proc.pid, signal.SIGKILL)
@@ -419,7 +424,7 @@ def _kill_mid_turn(sw: Path) -> dict[str, Any]:
 
 
 def _kill_mid_save(sw: Path) -> dict[str, Any]:
-    from crs.profile_db import ProfileStore
+    from crs.profiles.db import ProfileStore
 
     server = Server(sw)
     confirmed: list[int] = []

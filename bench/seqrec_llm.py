@@ -240,7 +240,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def default_model_dir() -> Path:
     from crs.config import load_config
-    from crs.llm_local import ensure_local_model
+    from crs.llm.local import ensure_local_model
 
     return ensure_local_model(load_config())
 

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crs.catalog import load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
 from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
-from crs.nlu import Linker, Mention, RuleReading, read_mentions  # noqa: E402
 from crs.understand.message import Understander, product_polarity, sentence_polarities  # noqa: E402
+from crs.understand.nlu import Linker, Mention, RuleReading, read_mentions  # noqa: E402
 from crs.understand.reader import MessageReader  # noqa: E402
 from crs.understand.reader_data import (  # noqa: E402
     STYLES,

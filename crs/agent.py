@@ -9,16 +9,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from crs import answers, nlu
 from crs.catalog import Catalog, load_catalog
 from crs.config import DEFAULT_SCORER, Config, ConfigError
-from crs.extract import llm_extract, merge_rules_first
-from crs.grounding import GroundingGuard, films_named
-from crs.intents import Intent, shift_topic, without_forgotten
-from crs.lexicon import OCCASION_WORDS
-from crs.llm import ChatModel, LLMError, Message, load_chat_model
+from crs.llm.base import ChatModel, LLMError, Message, load_chat_model
 from crs.policy import Act, decide
-from crs.profile import (
+from crs.profiles.db import ProfileStore
+from crs.profiles.text import (
     ProfileError,
     ProfileParse,
     brief,
@@ -28,12 +24,14 @@ from crs.profile import (
     suppressed_keys,
     with_profile,
 )
-from crs.profile_db import ProfileStore
-from crs.prompts import Prompts
 from crs.rank.exclusion import Exclusion
-from crs.reply import compose
+from crs.rank.scorer import ScorerError, SeqScorer
+from crs.rank.store import IndexReport, ItemStore, StoreError
+from crs.rank.tools import Candidate, retrieve, run_tool, score
+from crs.reply import answers, compose
+from crs.reply.grounding import GroundingGuard, films_named
+from crs.reply.prompts import Prompts
 from crs.reply.writer_data import fact_line
-from crs.scorer import ScorerError, SeqScorer
 from crs.state import (
     BeliefState,
     BeliefUpdate,
@@ -49,8 +47,10 @@ from crs.state import (
     dropped_constraints,
     mark_shown,
 )
-from crs.store import IndexReport, ItemStore, StoreError
-from crs.tools import Candidate, retrieve, run_tool, score
+from crs.understand import nlu
+from crs.understand.extract import llm_extract, merge_rules_first
+from crs.understand.intents import Intent, shift_topic, without_forgotten
+from crs.understand.lexicon import OCCASION_WORDS
 from crs.understand.message import Reading, Understander
 from crs.understand.reader import MessageReader, ReaderError
 
@@ -80,9 +80,9 @@ def index_catalog(
     cfg: Config, catalog: Catalog, store: ItemStore, progress: bool = True, prune: bool = False
 ) -> tuple[Catalog, IndexReport]:
     """Index the configured part of the catalog (idempotent: unchanged items are skipped): the
-    demo catalog's default subset, or all of a custom catalog (``crs.store.index_subset``); a
+    demo catalog's default subset, or all of a custom catalog (``crs.rank.store.index_subset``); a
     subset filter that leaves nothing is a CatalogError, never an empty index."""
-    from crs.store import index_subset
+    from crs.rank.store import index_subset
 
     subset = index_subset(cfg, catalog)
     report = store.index(subset.items, progress=progress, prune=prune)

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SCORER = PROJECT_ROOT / "knowledge" / "scorer" / "redial-sasrec.pt"
-DEMO_CATALOG = PROJECT_ROOT / "knowledge" / "movies.jsonl.gz"
+KNOWLEDGE_DIR = PROJECT_ROOT / "knowledge"  # shipped data: demo catalog, trained reader, writer and scorer
+DEFAULT_SCORER = KNOWLEDGE_DIR / "scorer" / "redial-sasrec.pt"
+DEMO_CATALOG = KNOWLEDGE_DIR / "movies.jsonl.gz"
 
 
 class ConfigError(ValueError):
@@ -59,7 +60,7 @@ class CatalogConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    path: Path = PROJECT_ROOT / "knowledge" / "index"  # PersistentClient directory
+    path: Path = KNOWLEDGE_DIR / "index"  # PersistentClient directory
     host: str = ""  # set to use a Chroma server (chroma run) instead
     port: int = 8000
     collection: str = "items"

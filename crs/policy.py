@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from crs.lexicon import COMMON_WORDS, NEGATORS, OCCASION_WORDS, POSITIVE
 from crs.state import BeliefState
+from crs.understand.lexicon import COMMON_WORDS, NEGATORS, OCCASION_WORDS, POSITIVE
 from crs.understand.text import tokenize
 
 if TYPE_CHECKING:

@@ -89,7 +89,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="crs-shots-") as data:
         env["CRS_PATHS__DATA_DIR"] = data
         env.pop("CRS_SERVE__AUTH", None)
-        cmd = [sys.executable, "-m", "crs.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [sys.executable, "-m", "crs.app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
         if args.index_dir:
             cmd += ["--index-dir", args.index_dir]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env)

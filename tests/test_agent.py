@@ -9,14 +9,14 @@ import pytest
 
 from crs.agent import Agent, clean_message
 from crs.catalog import Catalog
-from crs.llm import ScriptedChatModel
+from crs.llm.base import ScriptedChatModel
 from crs.state import FinalEvent, NoticeEvent, Session, StateEvent, TokenEvent, ToolEvent
 from tests.conftest import test_config
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, small_catalog: Catalog, embedder):  # noqa: ANN001, ANN201
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     cfg = test_config(tmp_path_factory.mktemp("agent"))
     store = ItemStore(cfg, embedder=embedder)

@@ -77,7 +77,7 @@ def free_port() -> int:
 
 
 class Page:
-    """The crs page in a browser, by the elem_ids crs/ui.py gives its parts."""
+    """The crs page in a browser, by the elem_ids crs/app/ui.py gives its parts."""
 
     def __init__(self, browser: Any, url: str, shots: Path = SCREENSHOTS) -> None:
         self.browser, self.url, self.shots = browser, url, shots
@@ -162,8 +162,8 @@ def real_agent(
     local_llm,  # noqa: ANN001
 ) -> Agent:
     """The real agent: SmolLM2, the real embedder and a real Chroma index, with a profile store."""
-    from crs.profile_db import ProfileStore
-    from crs.store import ItemStore
+    from crs.profiles.db import ProfileStore
+    from crs.rank.store import ItemStore
 
     cfg = test_config(tmp_path_factory.mktemp("browser"))
     store = ItemStore(cfg, embedder=embedder)
@@ -175,7 +175,7 @@ def real_agent(
 
 
 def serve(agent: Agent, auth: str = "") -> tuple[Any, str]:
-    from crs.ui import launch
+    from crs.app.ui import launch
 
     if auth:
         agent = copy.copy(agent)
@@ -325,8 +325,8 @@ def test_html_in_titles_and_replies_never_runs(
     """A film titled like an attack, and a model reply carrying markup, shown in the real page:
     nothing runs, nothing becomes an element, and the text is still shown as text."""
     from crs.catalog import Item
-    from crs.llm import ScriptedChatModel
-    from crs.store import ItemStore
+    from crs.llm.base import ScriptedChatModel
+    from crs.rank.store import ItemStore
 
     evil = Item(
         "evil-1979",

@@ -27,7 +27,7 @@ def run_crs(
         **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "crs.cli", *args],
+        [sys.executable, "-m", "crs.app.cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from crs.app.cli_profile import match, read_movies, read_ratings
 from crs.catalog import Catalog, normalize_title
-from crs.cli_profile import match, read_movies, read_ratings
-from crs.profile import ProfileError
+from crs.profiles.text import ProfileError
 from tests.test_cli import run_crs, small_file  # noqa: F401  (small_file: a fixture)
 
 ML = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-latest-small"

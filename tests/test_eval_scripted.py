@@ -13,9 +13,9 @@ import pytest
 from crs.agent import Agent
 from crs.catalog import Catalog, Item
 from crs.eval.scripted import DialogueError, load_dialogues, run_scripted
-from crs.llm import ScriptedChatModel
-from crs.nlu import Linker
+from crs.llm.base import ScriptedChatModel
 from crs.state import BeliefState, FinalEvent, Preference, Session
+from crs.understand.nlu import Linker
 from tests.conftest import test_config
 
 SHIPPED = Path(__file__).resolve().parents[1] / "crs" / "eval" / "dialogues"
@@ -125,7 +125,7 @@ def test_shipped_dialogues_load_and_name_real_items(catalog: Catalog) -> None:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, small_catalog: Catalog, embedder):  # noqa: ANN001, ANN201
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     # The films the two dialogues below are about: about 130 of the small catalog, to embed fast.
     wanted = {"Thriller", "Horror", "Science Fiction", "Crime"}

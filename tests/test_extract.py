@@ -7,11 +7,11 @@ import pytest
 
 from crs.agent import Agent
 from crs.catalog import Catalog
-from crs.extract import ExtractionError, link_extraction, llm_extract, merge_rules_first, parse_extraction
-from crs.llm import ScriptedChatModel
-from crs.nlu import Linker, understand
-from crs.prompts import Prompts
+from crs.llm.base import ScriptedChatModel
+from crs.reply.prompts import Prompts
 from crs.state import Session, ToolEvent
+from crs.understand.extract import ExtractionError, link_extraction, llm_extract, merge_rules_first, parse_extraction
+from crs.understand.nlu import Linker, understand
 from tests.conftest import test_config
 
 
@@ -54,7 +54,7 @@ def test_link_keeps_only_catalog_entities_and_rules_win(linker: Linker) -> None:
 
 
 def test_agent_merges_the_llm_reading(tmp_path: Path, small_catalog: Catalog, catalog: Catalog, embedder) -> None:  # noqa: ANN001
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     cfg = test_config(tmp_path, nlu={"llm_extract": "on"})
     store = ItemStore(cfg, embedder=embedder)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from crs.app.feedback import chips, rate_item, remove_chip, removed_keys, visible_cards
 from crs.catalog import Catalog
-from crs.feedback import chips, rate_item, remove_chip, removed_keys, visible_cards
 from crs.state import BeliefState, BeliefUpdate, Constraint, Preference, apply
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from crs.grounding import GroundingGuard
-from crs.nlu import Linker
+from crs.reply.grounding import GroundingGuard
+from crs.understand.nlu import Linker
 
 
 def run(guard: GroundingGuard, text: str, chunk: int = 3) -> str:
@@ -49,7 +49,7 @@ def test_banned_words_drop_the_sentence(linker: Linker) -> None:
 
 
 def test_abbreviations_do_not_end_a_sentence() -> None:
-    from crs.grounding import _sentence_end
+    from crs.reply.grounding import _sentence_end
 
     assert _sentence_end("Alien vs. Predator is fun. Next") == len("Alien vs. Predator is fun. ")
     assert _sentence_end("Dr. Strangelove is a satire. And") == len("Dr. Strangelove is a satire. ")

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from crs.answers import answer_facts, explanation
 from crs.catalog import Catalog, director_of
-from crs.intents import read_intent
-from crs.nlu import Linker
 from crs.policy import decide
+from crs.reply.answers import answer_facts, explanation
 from crs.state import BeliefState, Preference, apply
+from crs.understand.intents import read_intent
 from crs.understand.message import Understander
+from crs.understand.nlu import Linker
 
 SHOWN = BeliefState(last_shown=("aliens-1986", "paul-2011"))
 
@@ -108,9 +108,9 @@ def test_explanation_names_matching_likes(catalog: Catalog) -> None:
 
 
 def test_topic_shift_and_forget(linker: Linker) -> None:
-    from crs.intents import shift_topic, without_forgotten
-    from crs.nlu import understand
     from crs.state import apply
+    from crs.understand.intents import shift_topic, without_forgotten
+    from crs.understand.nlu import understand
 
     before = BeliefState(preferences=(Preference("genre", "Thriller", 1), Preference("item", "heat-1995", 1)))
     text = "actually, let's do comedies instead"

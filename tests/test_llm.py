@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-import crs.llm as llm
-import crs.llm_local as llm_local
+import crs.llm.base as llm
+import crs.llm.local as llm_local
 from crs.config import Config, LLMConfig, PathsConfig
-from crs.llm import (
+from crs.llm.base import (
     ChatModel,
     LLMError,
     Message,
@@ -29,7 +29,7 @@ from crs.llm import (
     cut_at_stop,
     load_chat_model,
 )
-from crs.llm_local import LocalChatModel
+from crs.llm.local import LocalChatModel
 
 CHAT = [
     Message("system", "You are a movie recommender. Answer in one short sentence."),

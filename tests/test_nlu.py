@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from crs.nlu import Linker, positive_text, statement_starts, understand
+from crs.understand.nlu import Linker, positive_text, statement_starts, understand
 from crs.understand.text import tokenize
 
 

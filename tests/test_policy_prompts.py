@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 
 from crs.catalog import Item
-from crs.nlu import Linker
 from crs.policy import decide
-from crs.prompts import PromptError, Prompts
+from crs.reply.prompts import PromptError, Prompts
 from crs.state import BeliefState, Preference, apply
 from crs.understand.message import Understander
+from crs.understand.nlu import Linker
 
 
 def test_asks_when_nothing_is_known(linker: Linker) -> None:

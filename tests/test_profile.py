@@ -9,19 +9,9 @@ import pytest
 
 from crs.agent import Agent
 from crs.catalog import Catalog
-from crs.llm import Message, ScriptedChatModel
-from crs.profile import (
-    ProfileEdit,
-    apply_edit,
-    brief,
-    parse_profile,
-    profile_request,
-    render_profile,
-    split_sections,
-    with_profile,
-)
-from crs.profile_db import ProfileStore
-from crs.profile_summary import (
+from crs.llm.base import Message, ScriptedChatModel
+from crs.profiles.db import ProfileStore
+from crs.profiles.summary import (
     HistoryItem,
     TasteFacts,
     combine,
@@ -30,6 +20,16 @@ from crs.profile_summary import (
     profile_text,
     summarise,
     summarise_many,
+)
+from crs.profiles.text import (
+    ProfileEdit,
+    apply_edit,
+    brief,
+    parse_profile,
+    profile_request,
+    render_profile,
+    split_sections,
+    with_profile,
 )
 from crs.state import BeliefState, FinalEvent, Preference, Session, ToolEvent
 from tests.conftest import test_config
@@ -230,7 +230,7 @@ def test_real_model_phrases_a_history(local_llm, linker) -> None:  # noqa: ANN00
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, small_catalog: Catalog, embedder):  # noqa: ANN001, ANN201
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     cfg = test_config(tmp_path_factory.mktemp("profile-agent"))
     store = ItemStore(cfg, embedder=embedder)

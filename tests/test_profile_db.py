@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from crs.config import PROJECT_ROOT
-from crs.profile import ProfileError
-from crs.profile_db import MIGRATIONS, ProfileStore, UnknownUserError
+from crs.profiles.db import MIGRATIONS, ProfileStore, UnknownUserError
+from crs.profiles.text import ProfileError
 from tests.conftest import test_config
 
 
@@ -131,7 +131,7 @@ def test_migrations_run_in_order_and_keep_data(tmp_path: Path) -> None:
 
 WRITER = """
 import sys
-from crs.profile_db import ProfileStore
+from crs.profiles.db import ProfileStore
 store = ProfileStore(sys.argv[1])
 n = 0
 while True:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crs.cli import main
+from crs.app.cli import main
 from crs.eval.redial import FULL_ROW, Recall, TurnFeatures, fuse
 from crs.eval.redial_data import (
     DEFAULT_MOVIES,

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from crs.catalog import Catalog
-from crs.intents import Intent
-from crs.nlu import Linker
-from crs.prompts import Prompts
 from crs.reply import compose
+from crs.reply.prompts import Prompts
 from crs.reply.writer_data import fact_line, well_grounded, writer_examples
 from crs.state import BeliefState, BeliefUpdate, Preference
+from crs.understand.intents import Intent
+from crs.understand.nlu import Linker
 
 
 def test_fact_line_holds_only_the_record(catalog: Catalog) -> None:
@@ -86,8 +86,8 @@ def test_writer_examples_come_from_real_turns(linker: Linker) -> None:
 def test_the_adapter_is_merged_into_the_local_model(local_llm, tmp_path: Path) -> None:  # noqa: ANN001
     from peft import LoraConfig, get_peft_model
 
-    from crs.llm import LLMError, Message
-    from crs.llm_local import LocalChatModel
+    from crs.llm.base import LLMError, Message
+    from crs.llm.local import LocalChatModel
     from tests.conftest import test_config
 
     peft_model = get_peft_model(local_llm.model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))

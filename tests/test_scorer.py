@@ -1,4 +1,4 @@
-"""crs.scorer: mapping a sequential model's items to the catalog, fusing its scores into the ranking,
+"""crs.rank.scorer: mapping a sequential model's items to the catalog, fusing its scores into the ranking,
 and the agent using a checkpoint trained here on synthetic sequences over demo-catalog items."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from crs.catalog import Catalog, Item
-from crs.llm import ScriptedChatModel
-from crs.scorer import ScorerError, SeqScorer, match_items, title_keys
+from crs.llm.base import ScriptedChatModel
+from crs.rank.scorer import ScorerError, SeqScorer, match_items, title_keys
+from crs.rank.tools import Candidate, score
 from crs.seqrec.data import PAD, SeqDataset
 from crs.state import BeliefState, Preference, Session, ToolEvent
-from crs.tools import Candidate, score
 from tests.conftest import test_config
 
 
@@ -62,7 +62,7 @@ def test_load_errors_are_clear(tmp_path: Path) -> None:
 # --- the agent with a trained checkpoint ---
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, small_catalog: Catalog, embedder):  # noqa: ANN001, ANN201
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     cfg = test_config(tmp_path_factory.mktemp("scorer"))
     s = ItemStore(cfg, embedder=embedder)
@@ -142,7 +142,7 @@ def _movielens_folder(root: Path) -> Path:
 
 
 def test_cli_trains_and_evaluates_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from crs.cli import main
+    from crs.app.cli import main
     from crs.seqrec.train import load
 
     data = _movielens_folder(tmp_path)
@@ -159,7 +159,7 @@ def test_cli_trains_and_evaluates_a_checkpoint(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from crs.cli import main
+    from crs.app.cli import main
 
     bad = tmp_path / "ratings.csv"
     bad.write_text("userId,movieId,rating,timestamp\n1,2,x,3\n")

@@ -66,7 +66,7 @@ def smollm2_dir() -> Path:
     """The real SmolLM2-135M-Instruct safetensors dir (converted once into the test cache)."""
     from conftest import test_config
 
-    from crs.llm_local import ensure_local_model
+    from crs.llm.local import ensure_local_model
 
     return ensure_local_model(test_config(Path("/tmp")))
 

@@ -22,8 +22,8 @@ from crs.eval.simulator import (
     pick_targets,
     run_simulation,
 )
-from crs.llm import ScriptedChatModel
-from crs.nlu import Linker, understand
+from crs.llm.base import ScriptedChatModel
+from crs.understand.nlu import Linker, understand
 from tests.conftest import test_config
 
 ALIEN = Item("alien-1979", "Alien", 1979, ("Horror", "Science Fiction"), ("Sigourney Weaver", "Tom Skerritt"))
@@ -153,7 +153,7 @@ def test_llm_wording_is_used_only_when_clean_and_complete() -> None:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, small_catalog: Catalog, embedder):  # noqa: ANN001, ANN201
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     store = ItemStore(test_config(tmp_path_factory.mktemp("simulator")), embedder=embedder)
     store.index(small_catalog.items, progress=False)

@@ -18,7 +18,7 @@ import pytest
 
 from crs.catalog import Catalog, Item
 from crs.config import Config, StoreConfig
-from crs.store import Embedder, Hit, ItemStore, StoreError, embed_text, first_sentences, genre_key
+from crs.rank.store import Embedder, Hit, ItemStore, StoreError, embed_text, first_sentences, genre_key
 
 PICKED = ("aliens-1986", "the-thing-1982", "predator-1987", "the-terminator-1984", "ghostbusters-1984")
 
@@ -273,7 +273,7 @@ def test_reindex_embeds_nothing(store: ItemStore, embedder: Embedder, items: lis
 @pytest.mark.slow
 def test_store_persists_across_processes(store: ItemStore, store_dir: Path, items: list[Item]) -> None:
     code = (
-        "import dataclasses, json, sys; from crs.config import Config, StoreConfig; from crs.store import ItemStore\n"
+        "import dataclasses, json, sys; from crs.config import Config, StoreConfig; from crs.rank.store import ItemStore\n"
         "cfg = dataclasses.replace(Config(), store=StoreConfig(path=sys.argv[1]))\n"
         "s = ItemStore(cfg)\n"  # the embedder is loaded lazily: not needed to count or fetch
         "print(json.dumps([s.count(), len(s.get_embeddings(['alien-1979']))]))\n"
@@ -327,7 +327,7 @@ def test_ephemeral_store(embedder: Embedder, items: list[Item], tmp_path: Path) 
 def test_subset_filter_applies_to_the_demo_catalog_only(tmp_path: Path) -> None:
     from crs.catalog import CatalogError
     from crs.config import DEMO_CATALOG, CatalogConfig
-    from crs.store import index_subset
+    from crs.rank.store import index_subset
 
     old = Catalog([Item(id=f"old-{i}", title=f"Old {i}", year=1930 + i, summary="Short.") for i in range(36)])
     custom = dataclasses.replace(Config(), catalog=CatalogConfig(path=tmp_path / "mine.jsonl"))

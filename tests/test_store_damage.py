@@ -26,8 +26,8 @@ import pytest
 
 from crs.catalog import Item
 from crs.config import Config, StoreConfig
-from crs.store import Embedder, ItemStore, StoreError, wipe_index_dir
-from crs.store_check import check_files, probe_in_subprocess, segment_dirs
+from crs.rank.store import Embedder, ItemStore, StoreError, wipe_index_dir
+from crs.rank.store_check import check_files, probe_in_subprocess, segment_dirs
 from tests.conftest import TEST_CACHE
 
 N_ITEMS = 1100  # past Chroma's default sync threshold (1,000), so the HNSW files hold data
@@ -135,7 +135,12 @@ def run_crs(*args: str, tmp_path: Path, timeout: int = 120) -> subprocess.Comple
         "CRS_PATHS__DATA_DIR": str(tmp_path / "data"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "crs.cli", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+        [sys.executable, "-m", "crs.app.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -216,7 +221,7 @@ def test_a_chroma_panic_mid_search_is_a_store_error(built: Path, tmp_path: Path)
 
 
 def test_probe_finds_a_vector_index_that_returns_unrelated_items(built: Path, tmp_path: Path) -> None:
-    from crs.store_check import probe_collection
+    from crs.rank.store_check import probe_collection
 
     store = ItemStore(cfg_for(built), HashEmbedder())
 
@@ -244,7 +249,7 @@ def test_probe_finds_a_vector_index_that_returns_unrelated_items(built: Path, tm
 def test_a_turn_never_raises_when_the_store_fails_mid_turn(built: Path, tmp_path: Path) -> None:
     from crs.agent import Agent
     from crs.catalog import Catalog
-    from crs.llm import ScriptedChatModel
+    from crs.llm.base import ScriptedChatModel
     from crs.state import FinalEvent, NoticeEvent, Session
 
     path = tmp_path / "index"

@@ -18,7 +18,7 @@ import pytest
 
 from crs.catalog import Item
 from crs.config import Config
-from crs.store import Embedder, ItemStore, StoreError, embed_text
+from crs.rank.store import Embedder, ItemStore, StoreError, embed_text
 
 pytestmark = pytest.mark.server
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from crs.catalog import Item
+from crs.rank.tools import Candidate, run_tool, score
 from crs.state import BeliefState, Preference
-from crs.tools import Candidate, run_tool, score
 
 
 def cand(item_id: str, sim: float, genres: tuple[str, ...] = (), cast: tuple[str, ...] = ()) -> Candidate:

@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 
 from crs.agent import Agent
+from crs.app.ui import build_app, card_action, load_profile, parse_auth, respond, save_profile, user_of
+from crs.app.ui_render import card_html, compose_message, profile_history
 from crs.catalog import Catalog, Item
 from crs.config import ConfigError
-from crs.llm import ScriptedChatModel
+from crs.llm.base import ScriptedChatModel
 from crs.state import Session
-from crs.ui import build_app, card_action, load_profile, parse_auth, respond, save_profile, user_of
-from crs.ui_render import card_html, compose_message, profile_history
 from tests.conftest import test_config
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, small_catalog: Catalog, catalog: Catalog, embedder) -> Agent:  # noqa: ANN001
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     cfg = test_config(tmp_path_factory.mktemp("ui"))
     store = ItemStore(cfg, embedder=embedder)
@@ -135,7 +135,7 @@ def test_profile_tab_without_a_store_says_so(agent: Agent, monkeypatch: pytest.M
 
 
 def test_profile_history_table_escapes_and_orders() -> None:
-    from crs.profile import Profile
+    from crs.profiles.text import Profile
 
     versions = [
         Profile("ann", "likes | pipes <b>", 1, "2026-01-01T00:00:00Z", "edit:ui"),
@@ -179,7 +179,7 @@ def test_launch_serves_the_page(agent: Agent, tmp_path: Path) -> None:
 def test_serve_rejects_bad_settings_before_loading_anything(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from crs.cli import main
+    from crs.app.cli import main
 
     assert main(["serve", "--max-queue", "0"]) == 2
     assert "crs: error: [serve] concurrency and max_queue must be at least 1" in capsys.readouterr().err

@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 
 from crs.agent import Agent
+from crs.app.sessions import SUMMARY_ACT, SessionReaper, bound_turns
+from crs.app.ui import FOREIGN_SESSION, launch
 from crs.catalog import Catalog, Item
-from crs.llm import ScriptedChatModel
-from crs.profile import ProfileEdit
-from crs.profile_db import ProfileStore
-from crs.sessions import SUMMARY_ACT, SessionReaper, bound_turns
+from crs.llm.base import ScriptedChatModel
+from crs.profiles.db import ProfileStore
+from crs.profiles.text import ProfileEdit
 from crs.state import BeliefUpdate, Session, ToolCall, ToolEvent, ToolResult, Turn
-from crs.ui import FOREIGN_SESSION, launch
 from tests.conftest import test_config
 
 EVIL_TITLE = "<img src=x onerror=alert(1)>"
@@ -47,7 +47,7 @@ SERVE = {"auth": "ann:pw-ann,bob:pw-bob", "max_turns": 3}
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, small_catalog: Catalog, catalog: Catalog, embedder: Any) -> Agent:
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     tmp = tmp_path_factory.mktemp("served")
     cfg = test_config(tmp, serve=SERVE)
@@ -198,7 +198,7 @@ def _turn(n: int, retract: tuple[tuple[str, str], ...] = (), output: object = "b
 
 
 def test_bound_turns_keeps_what_later_turns_need() -> None:
-    from crs.profile import suppressed_keys
+    from crs.profiles.text import suppressed_keys
 
     edit = ProfileEdit("ann", "add that I like horror", ("horror",), (), (), (("genre", "horror"),), None, "ok")
     session = Session(turns=[_turn(1, (("genre", "horror"),)), _turn(2, (("person", "tom hanks"),))])
@@ -262,8 +262,8 @@ def test_reaper_is_throttled_and_survives_a_missing_holder() -> None:
 def test_store_failure_mid_turn_is_a_clear_notice(
     served: tuple[str, Agent, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from crs.store import StoreError
-    from crs.ui import respond
+    from crs.app.ui import respond
+    from crs.rank.store import StoreError
 
     _, agent, _ = served
 
@@ -277,7 +277,7 @@ def test_store_failure_mid_turn_is_a_clear_notice(
 
 
 def test_config_rejects_unbounded_sessions(tmp_path: Path) -> None:
-    from crs.cli import main
+    from crs.app.cli import main
 
     for env in (
         {"CRS_SERVE__MAX_SESSIONS": "0"},

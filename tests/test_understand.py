@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from crs.catalog import Catalog
-from crs.nlu import Linker
 from crs.rank.exclusion import Exclusion
 from crs.state import BeliefState, Constraint, Preference, apply
 from crs.understand.message import Understander
+from crs.understand.nlu import Linker
 from crs.understand.references import find_references
 
 SHOWN = ("aliens-1986", "heat-1995", "titanic-1997", "the-matrix-1999", "jaws-1975")
@@ -114,7 +114,7 @@ def test_one_exclusion_check(catalog: Catalog) -> None:
 
 
 def test_crs_read_replays_a_jsonl_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from crs.cli import main
+    from crs.app.cli import main
 
     src = tmp_path / "in.jsonl"
     lines = [

@@ -3,13 +3,13 @@
 For every recommender turn with gold movies, the whole ReDial catalog is ranked from the dialogue
 so far, the way the agent does it:
 
-1. understanding: ``crs.nlu.Linker`` finds movies, genres and people in every utterance (plus the
-   movie ids the data format gives, see ``crs.eval.redial_data``); ``crs.nlu.understand`` reads
+1. understanding: ``crs.understand.nlu.Linker`` finds movies, genres and people in every utterance (plus the
+   movie ids the data format gives, see ``crs.eval.redial_data``); ``crs.understand.nlu.understand`` reads
    the seeker's utterances into ``crs.state.BeliefUpdate``s, merged with ``crs.state.apply``;
-2. retrieval: the ``crs.store.ItemStore`` vectors (shipped MiniLM over the items' text) against a
-   query built as ``crs.tools.retrieve`` builds it: the seeker's words not under a negation, plus
+2. retrieval: the ``crs.rank.store.ItemStore`` vectors (shipped MiniLM over the items' text) against a
+   query built as ``crs.rank.tools.retrieve`` builds it: the seeker's words not under a negation, plus
    the items they like; cosine over the full catalog (``store.search`` with k = all items);
-3. scoring: a weighted sum like ``crs.tools.score`` (similarity, liked-genre bonus, popularity)
+3. scoring: a weighted sum like ``crs.rank.tools.score`` (similarity, liked-genre bonus, popularity)
    with the sequential scorer (SASRec over the movies mentioned so far), item-item co-occurrence
    in training dialogues and item-item cosine over MovieLens users (``crs.eval.redial_model``);
    the weights are chosen on held-out training dialogues, never on the evaluated file;
@@ -34,8 +34,8 @@ import numpy as np
 from crs.catalog import Catalog
 from crs.eval.redial_data import RecTurn
 from crs.eval.redial_model import DEFAULT_WEIGHTS, FEATURES, Components, Weights
-from crs.nlu import Linker, positive_text, understand
 from crs.state import BeliefState, BeliefUpdate, apply
+from crs.understand.nlu import Linker, positive_text, understand
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Pipeline:
     linker: Linker
     vectors: np.ndarray  # (N, dim) unit vectors, catalog order
     components: Components
-    embed: object  # crs.store.Embedder
+    embed: object  # crs.rank.store.Embedder
     seekers: dict[str, str] = field(default_factory=dict)  # dialogue id -> seeker id, where known
     index: dict[str, int] = field(init=False)
     genre_sets: list[frozenset[str]] = field(init=False)
@@ -148,7 +148,7 @@ class Pipeline:
         return TurnFeatures(values, order, disliked, dg, gold, given, linked)
 
     def _similarity(self, vector: np.ndarray | None, liked: list[int]) -> np.ndarray:
-        """Cosine of every item to the query ``crs.tools.retrieve`` would build: the message's
+        """Cosine of every item to the query ``crs.rank.tools.retrieve`` would build: the message's
         vector plus the mean of the liked items' vectors."""
         if liked:
             mean = self.vectors[liked].mean(0)
@@ -303,7 +303,7 @@ def markdown_table(rows: dict[str, dict[str, object]]) -> str:
 def build_pipeline(catalog: Catalog, components: Components, index_dir: Path, progress: bool = True) -> Pipeline:
     """Index the catalog (idempotent, in ``index_dir``) and gather its vectors."""
     from crs.config import Config, StoreConfig
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     cfg = Config(store=StoreConfig(path=index_dir, collection="redial"))
     store = ItemStore(cfg)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crs.grounding import GroundingGuard
+from crs.reply.grounding import GroundingGuard
 
 if TYPE_CHECKING:
-    from crs.nlu import Linker
     from crs.state import FinalEvent
+    from crs.understand.nlu import Linker
 
 PICKS = "\n\nMy picks:"  # the list the agent adds after its words
 

@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from crs.catalog import Catalog, Item, normalize_title
 from crs.eval.report import rate
-from crs.lexicon import COMMON_WORDS
-from crs.llm import Message
+from crs.llm.base import Message
 from crs.state import Session
+from crs.understand.lexicon import COMMON_WORDS
 
 if TYPE_CHECKING:
     from crs.agent import Agent
-    from crs.llm import ChatModel
-    from crs.nlu import Linker
+    from crs.llm.base import ChatModel
+    from crs.understand.nlu import Linker
 
 log = logging.getLogger(__name__)
 

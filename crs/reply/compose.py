@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crs.answers import critique_change
+from crs.reply.answers import critique_change
 
 if TYPE_CHECKING:
     from crs.catalog import Catalog, Item
-    from crs.intents import Intent
     from crs.state import BeliefState
+    from crs.understand.intents import Intent
 
 
 def taste(belief: BeliefState, catalog: Catalog) -> tuple[list[str], list[str]]:

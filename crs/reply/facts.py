@@ -14,11 +14,11 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from crs.lexicon import THEMES
+from crs.understand.lexicon import THEMES
 
 if TYPE_CHECKING:
     from crs.catalog import Item
-    from crs.nlu import Mention
+    from crs.understand.nlu import Mention
 
 # A sentence about the film named before it: "It stars ...", "This one is a comedy".
 _ANAPHOR = re.compile(r"^\W*(?:it|it's|its|this|that|the film|the movie|this one|that one|both)\b", re.I)

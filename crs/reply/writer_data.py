@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crs.catalog import director_of
-from crs.store import first_sentences
+from crs.rank.store import first_sentences
 from crs.understand.redial_acts import MovieFact
 
 if TYPE_CHECKING:
     from crs.catalog import Item
-    from crs.nlu import Linker
-    from crs.prompts import Prompts
+    from crs.reply.prompts import Prompts
+    from crs.understand.nlu import Linker
     from crs.understand.titles import TitleIndex
 
 _AT = re.compile(r"@(\d+)")
@@ -151,7 +151,7 @@ def writer_examples(dialogues: Iterable[dict], index: TitleIndex, labels: dict[s
 def well_grounded(ex: WriterExample, linker: Linker) -> bool:
     """A target worth learning: 5 to 45 words, and every sentence passes the reply guard with only the
     example's films allowed (no other film, no name or title its facts do not hold, no third person)."""
-    from crs.grounding import GroundingGuard
+    from crs.reply.grounding import GroundingGuard
 
     if not 5 <= len(ex.target.split()) <= 45:
         return False

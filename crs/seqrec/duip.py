@@ -64,7 +64,7 @@ def load_llm(model_dir: str | Path, dtype: str = "float32", layers: int = 0) -> 
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:  # pragma: no cover - transformers is a core dependency
         raise ImportError("DUIP needs transformers: pip install transformers") from exc
-    from crs.llm_local import _dtype_kwarg
+    from crs.llm.local import _dtype_kwarg
 
     path = Path(model_dir)
     if not (path / "config.json").is_file():

@@ -17,10 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from crs.intents import Intent, question_field, read_intent
-from crs.lexicon import NEGATING_PAIRS
-from crs.nlu import Linker, Mention, RuleReading, one_statement_each, opinion_of, read_mentions, statement_starts
 from crs.state import BeliefState, BeliefUpdate, Preference
+from crs.understand.intents import Intent, question_field, read_intent
+from crs.understand.lexicon import NEGATING_PAIRS
+from crs.understand.nlu import (
+    Linker,
+    Mention,
+    RuleReading,
+    one_statement_each,
+    opinion_of,
+    read_mentions,
+    statement_starts,
+)
 from crs.understand.redial_acts import ACTS
 from crs.understand.references import Reference, find_references, selects
 from crs.understand.text import Token, tokenize
@@ -435,7 +443,7 @@ _NOT_SEEN = re.compile(r"\b(not|never|haven'?t|hasn'?t|didn'?t|havent|didnt)\b[^
 def _opinion_after(ref: Reference, text: str) -> int:
     """What the words after a reference say of it, to the end of its clause: "the second one is not my
     cup of tea" (-1), "the fourth looks good" (+1)."""
-    from crs.nlu import opinion_of
+    from crs.understand.nlu import opinion_of
 
     tokens = tokenize(text)
     words = []

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crs.config import KNOWLEDGE_DIR
+
 if TYPE_CHECKING:
     import torch
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READER_DIR = Path(__file__).resolve().parents[2] / "knowledge" / "reader"
+READER_DIR = KNOWLEDGE_DIR / "reader"
 
 
 class ReaderError(RuntimeError):

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crs.config import KNOWLEDGE_DIR
 from crs.understand.redial_acts import ACTS, POLARITIES, MovieFact, SeekerTurn
 from crs.understand.text import fold, tokenize
 
 if TYPE_CHECKING:
-    from crs.nlu import Linker
+    from crs.understand.nlu import Linker
 
-LABELS_PATH = Path(__file__).resolve().parents[2] / "knowledge" / "reader" / "redial_acts.jsonl.gz"
+LABELS_PATH = KNOWLEDGE_DIR / "reader" / "redial_acts.jsonl.gz"
 _AT = re.compile(r"@(\d+)")
 STYLES = ("dated", "title", "lower", "typo")
 STYLE_WEIGHTS = (0.35, 0.3, 0.25, 0.1)
@@ -162,7 +163,7 @@ def label_counts(items: Iterable[Example]) -> dict[str, dict[str, int]]:
     return {"acts": acts, "polarities": pols}
 
 
-SYNTHETIC_PATH = Path(__file__).resolve().parents[2] / "knowledge" / "reader" / "synthetic.jsonl"
+SYNTHETIC_PATH = KNOWLEDGE_DIR / "reader" / "synthetic.jsonl"
 
 
 def synthetic_examples(path: Path = SYNTHETIC_PATH) -> list[Example]:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crs.catalog import normalize_title
+from crs.config import KNOWLEDGE_DIR
 
 log = logging.getLogger(__name__)
 
-PHRASES_PATH = Path(__file__).resolve().parents[2] / "knowledge" / "reader" / "phrases.json.gz"
+PHRASES_PATH = KNOWLEDGE_DIR / "reader" / "phrases.json.gz"
 
 _TOKEN = re.compile(r"[^\W_]+|&", re.UNICODE)
 _ROMAN = {"ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "x": "10"}

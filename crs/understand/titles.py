@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 from crs.catalog import Catalog, Item, split_title_year
-from crs.lexicon import EXPERIENCE, POSITIVE, TITLE_ALIASES
+from crs.understand.lexicon import EXPERIENCE, POSITIVE, TITLE_ALIASES
 from crs.understand.text import (
     APOSTROPHES,
     CLITICS,

@@ -76,7 +76,7 @@ def _titles_path(args: argparse.Namespace) -> Path | None:
 def _model_dir(cfg: Config, given: str | None) -> str:
     if given:
         return given
-    from crs.llm_local import ensure_local_model
+    from crs.llm.local import ensure_local_model
 
     return str(ensure_local_model(cfg))
 

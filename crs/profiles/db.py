@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crs.profile import Profile, ProfileError
+from crs.profiles.text import Profile, ProfileError
 
 if TYPE_CHECKING:
     from crs.config import Config

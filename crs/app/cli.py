@@ -83,14 +83,14 @@ def _parser() -> argparse.ArgumentParser:
         help="rank each of K dialogue-level folds of --turns with components trained on every training dialogue "
         "but that fold's (uses the evaluated file's other dialogues when --train holds them; default 1: none)",
     )  # fmt: skip
-    from crs.cli_seqrec import add_eval_parser, add_train_parser
+    from crs.app.cli_seqrec import add_eval_parser, add_train_parser
 
     add_eval_parser(ev)  # eval seqrec
     add_train_parser(sub)  # train seqrec
-    from crs.cli_profile import add_parser as add_profile_parser
+    from crs.app.cli_profile import add_parser as add_profile_parser
 
     add_profile_parser(sub)  # profile show|edit|import|export|delete
-    from crs.cli_read import add_parser as add_read_parser
+    from crs.app.cli_read import add_parser as add_read_parser
 
     add_read_parser(sub)  # read: how messages are understood
     return p
@@ -129,7 +129,7 @@ def _setup_logging(verbosity: int) -> None:
 def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
     from crs.agent import index_catalog
     from crs.catalog import load_catalog
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
     catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
     store = ItemStore.rebuilt(cfg) if args.rebuild else ItemStore.from_config(cfg)
@@ -166,7 +166,7 @@ def _print_links(items: tuple[object, ...]) -> None:
 
 def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
     from crs.agent import Agent
-    from crs.profile_db import check_user
+    from crs.profiles.db import check_user
     from crs.state import FinalEvent, NoticeEvent, Session, TokenEvent
 
     user = check_user(args.user) if args.user is not None else ""  # no user: nothing read or logged
@@ -198,7 +198,7 @@ def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
     from crs.agent import Agent
-    from crs.ui import launch, parse_auth
+    from crs.app.ui import launch, parse_auth
 
     if cfg.serve.concurrency < 1 or cfg.serve.max_queue < 1:
         raise ConfigError("[serve] concurrency and max_queue must be at least 1")
@@ -215,8 +215,8 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_setup(cfg: Config, args: argparse.Namespace) -> int:
     from crs.agent import index_catalog
     from crs.catalog import load_catalog
-    from crs.llm_local import ensure_local_model
-    from crs.store import ItemStore
+    from crs.llm.local import ensure_local_model
+    from crs.rank.store import ItemStore
 
     if cfg.llm.backend == "local":
         print(f"local model ready at {ensure_local_model(cfg)}")
@@ -234,7 +234,7 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
 
         return redial_command(args, cfg.paths.cache_dir)
     if args.eval_command == "seqrec":
-        from crs.cli_seqrec import cmd_eval_seqrec
+        from crs.app.cli_seqrec import cmd_eval_seqrec
 
         return cmd_eval_seqrec(cfg, args)
     from crs.agent import Agent
@@ -242,7 +242,7 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
     if args.eval_command == "scripted":
         from crs.eval.scripted import DialogueError, load_dialogues, run_scripted
 
-        path = Path(args.path) if args.path else Path(__file__).resolve().parent / "eval" / "dialogues"
+        path = Path(args.path) if args.path else Path(__file__).resolve().parents[1] / "eval" / "dialogues"
         try:
             load_dialogues(path)  # a bad path or file fails before minutes of loading and indexing
             agent = Agent.from_config(cfg, profiles=False)
@@ -257,7 +257,7 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
         from crs.eval.simulator import pick_targets, run_simulation
 
         agent = Agent.from_config(cfg, profiles=False)
-        from crs.store import index_subset
+        from crs.rank.store import index_subset
 
         subset = index_subset(cfg, agent.catalog)
         targets = pick_targets(subset, args.targets, args.seed)
@@ -271,7 +271,7 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
-    from crs.cli_seqrec import cmd_train as train_seqrec
+    from crs.app.cli_seqrec import cmd_train as train_seqrec
 
     return train_seqrec(cfg, args)
 
@@ -287,7 +287,7 @@ COMMANDS = {
 
 
 def cmd_profile(cfg: Config, args: argparse.Namespace) -> int:
-    from crs.cli_profile import cmd_profile as run
+    from crs.app.cli_profile import cmd_profile as run
 
     return run(cfg, args)
 
@@ -296,7 +296,7 @@ COMMANDS["profile"] = cmd_profile
 
 
 def cmd_read(cfg: Config, args: argparse.Namespace) -> int:
-    from crs.cli_read import cmd_read as run
+    from crs.app.cli_read import cmd_read as run
 
     return run(cfg, args)
 
@@ -307,10 +307,10 @@ COMMANDS["read"] = cmd_read
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
-    from crs.llm import LLMError
-    from crs.profile import ProfileError
-    from crs.prompts import PromptError
-    from crs.store import StoreError
+    from crs.llm.base import LLMError
+    from crs.profiles.text import ProfileError
+    from crs.rank.store import StoreError
+    from crs.reply.prompts import PromptError
 
     try:
         cfg = _apply_args(load_config(args.config), args)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from crs.catalog import Catalog, Item
-    from crs.profile import Profile
+    from crs.profiles.text import Profile
     from crs.state import BeliefState
 
 ATTRIBUTION = (
@@ -49,7 +49,7 @@ EMPTY_CARDS = (
 
 def reason_line(item: Item, belief: BeliefState, catalog: Catalog) -> str:
     """One line on why a film was picked: the first liked attribute it matches."""
-    from crs.answers import reasons
+    from crs.reply.answers import reasons
 
     why = reasons(item, belief, catalog)
     if not why:

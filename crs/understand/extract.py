@@ -1,6 +1,6 @@
 """The LLM's reading of a message: JSON likes, dislikes and seen films, validated and linked.
 
-A second pass beside the rules in ``crs.nlu``: the LLM may catch phrasings the rules miss,
+A second pass beside the rules in ``crs.understand.nlu``: the LLM may catch phrasings the rules miss,
 but what it returns must parse, fit the schema, and name catalog entities; anything else is
 dropped. Where the two disagree about the same thing, the rules win.
 """
@@ -11,10 +11,10 @@ import json
 import logging
 import re
 
-from crs.llm import ChatModel
-from crs.nlu import Linker, Mention
-from crs.prompts import Prompts
+from crs.llm.base import ChatModel
+from crs.reply.prompts import Prompts
 from crs.state import BeliefUpdate, Preference
+from crs.understand.nlu import Linker, Mention
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ id leaked through a proxy log or a shared machine) is refused and left untouched
 never raise: an error becomes a message on the page.
 
 Sessions are bounded (``[serve] session_idle_minutes``, ``max_sessions``, ``max_turns``; see
-``crs.sessions``). Everything from the catalog, the model or the user is escaped on the server
-before it reaches the page's HTML or Markdown (``crs.ui_render``).
+``crs.app.sessions``). Everything from the catalog, the model or the user is escaped on the server
+before it reaches the page's HTML or Markdown (``crs.app.ui_render``).
 
 Gradio cannot attach a callback to a button inside an HTML string, so the recommendations are
 a fixed number of card slots (``crs-card-<i>``), each a column with its own buttons
@@ -23,10 +23,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from crs import feedback
-from crs.sessions import SessionReaper
-from crs.state import BeliefState, Session
-from crs.ui_core import (
+from crs.app import feedback
+from crs.app.sessions import SessionReaper
+from crs.app.ui_core import (
     LOCAL_USER,
     MAX_PROFILE_CHARS,
     HistoryT,
@@ -42,14 +41,15 @@ from crs.ui_core import (
     save_profile,
     user_of,
 )
-from crs.ui_render import ATTRIBUTION, CSS, EMPTY_CARDS, card_html, reason_line, safe_markdown
+from crs.app.ui_render import ATTRIBUTION, CSS, EMPTY_CARDS, card_html, reason_line, safe_markdown
+from crs.state import BeliefState, Session
 
 if TYPE_CHECKING:
     import gradio as gr
 
     from crs.agent import Agent
 
-# What the page's handlers do lives in crs.ui_core; these names are part of crs.ui's interface too.
+# What the page's handlers do lives in crs.app.ui_core; these names are part of crs.app.ui's interface too.
 __all__ = [
     "LOCAL_USER",
     "MAX_PROFILE_CHARS",
@@ -380,8 +380,8 @@ def launch(agent: Agent, host: str, port: int, prevent_thread_lock: bool = False
         log.info("login required; %d user(s) configured", len(auth))
     if profile_store(agent) is None:
         # An agent built without a profile store: the profile tab still works, from the config.
-        from crs.profile import ProfileError
-        from crs.profile_db import ProfileStore
+        from crs.profiles.db import ProfileStore
+        from crs.profiles.text import ProfileError
 
         try:
             agent.profiles = ProfileStore.from_config(agent.cfg)  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """Word lists the understanding rules use: cue words, genre synonyms, title aliases.
 
-Kept apart from the rules in ``crs.nlu`` so they can be read and extended on their own.
+Kept apart from the rules in ``crs.understand.nlu`` so they can be read and extended on their own.
 """
 
 from __future__ import annotations

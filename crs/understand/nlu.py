@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from crs.catalog import Catalog, Item
-from crs.lexicon import (
+from crs.state import BeliefUpdate, Kind, Preference
+from crs.understand.lexicon import (
     ACCEPTING,
     AFTER_ANAPHOR,
     ANAPHORS,
@@ -42,7 +43,6 @@ from crs.lexicon import (
     THEMES,
     YOU,
 )
-from crs.state import BeliefUpdate, Kind, Preference
 from crs.understand.text import PhraseStats, Token, negative_words, tokenize
 from crs.understand.titles import Link, TitleIndex
 

@@ -15,7 +15,7 @@ results. None of that can be caught in the process that suffered it, so:
 3. ``probe_in_subprocess`` runs 2. in a child process with a time limit, so a crash or hang
    Chroma would have had in this process becomes a message instead.
 
-Each returns problems as short strings; ``crs.store`` turns them into one ``StoreError``
+Each returns problems as short strings; ``crs.rank.store`` turns them into one ``StoreError``
 naming the fix, ``crs index --rebuild``.
 """
 
@@ -239,7 +239,7 @@ def probe_collection(collection: Any) -> list[str]:
 def probe_in_subprocess(path: Path, collection: str, timeout: float) -> list[str]:
     """``probe_collection`` in a child process that opens the index itself; a crash, an abort or
     a hang there comes back as a problem instead of ending this process."""
-    cmd = [sys.executable, "-m", "crs.store_check", str(path), collection]
+    cmd = [sys.executable, "-m", "crs.rank.store_check", str(path), collection]
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "RUST_BACKTRACE": "0"}
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crs.config import PROJECT_ROOT
-from crs.llm import Message
+from crs.llm.base import Message
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
 

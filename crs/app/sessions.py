@@ -2,7 +2,7 @@
 
 ``bound_turns`` keeps a session's last turns whole and folds older ones into one summary turn
 that holds only what later turns still need: the preference keys the user asked to forget, so
-the saved profile does not bring them back (``crs.profile.suppressed_keys`` reads them). The
+the saved profile does not bring them back (``crs.profiles.text.suppressed_keys`` reads them). The
 belief already holds everything else the old turns said. Tool outputs (up to 50 candidate
 items each) are dropped from all but the latest turns; a profile edit's output is kept, since
 it lifts an earlier "forget".
@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from crs.profile import ProfileEdit, suppressed_keys
+from crs.profiles.text import ProfileEdit, suppressed_keys
 from crs.state import BeliefUpdate, Session, ToolEvent, Turn
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from crs.catalog import Item
-from crs.nlu import Linker, Mention
 from crs.reply.facts import BRACKETED_YEAR, subject_films, unsupported
+from crs.understand.nlu import Linker, Mention
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from crs.catalog import Item, normalize_title
 from crs.config import Config
-from crs.profile import ProfileError, parse_profile
-from crs.profile_summary import METHODS, HistoryItem, movielens_title
+from crs.profiles.summary import METHODS, HistoryItem, movielens_title
+from crs.profiles.text import ProfileError, parse_profile
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _store(cfg: Config, args: argparse.Namespace):  # noqa: ANN202
-    from crs.profile_db import ProfileStore
+    from crs.profiles.db import ProfileStore
 
     if args.db:
         return ProfileStore(args.db, max_chars=cfg.profile.max_chars)
@@ -62,13 +62,13 @@ def _store(cfg: Config, args: argparse.Namespace):  # noqa: ANN202
 
 def _linker(cfg: Config):  # noqa: ANN202
     from crs.catalog import load_catalog
-    from crs.nlu import Linker
+    from crs.understand.nlu import Linker
 
     return Linker(load_catalog(cfg.catalog.path, cfg.catalog.format))
 
 
 def _report_parse(text: str, cfg: Config) -> None:
-    from crs.profile import brief
+    from crs.profiles.text import brief
 
     linker = _linker(cfg)
     parse = parse_profile(text, linker)
@@ -223,8 +223,8 @@ def match(title: str, year: int | None, index: dict[str, list[Item]]) -> Item | 
 
 
 def _import(cfg: Config, args: argparse.Namespace, store) -> int:  # noqa: ANN001
-    from crs.llm import load_chat_model
-    from crs.profile_summary import profile_text, summarise
+    from crs.llm.base import load_chat_model
+    from crs.profiles.summary import profile_text, summarise
 
     ratings_path = Path(args.ratings)
     movies_path = Path(args.movies) if args.movies else ratings_path.parent / "movies.csv"

@@ -4,7 +4,7 @@ A checkpoint's items (``item_ids``, and ``titles`` when it has them) are mapped 
 id first, then by normalised title and year (MovieLens writes "Matrix, The (1999)", the catalog
 "The Matrix" 1999); ``match`` reports how many mapped. The session's liked items, in the order they
 were liked, form the sequence; ``scores`` returns the model's scores of the candidates as z-scores
-over the mapped candidates, which ``crs.tools.score`` fuses with the retrieval score.
+over the mapped candidates, which ``crs.rank.tools.score`` fuses with the retrieval score.
 """
 
 from __future__ import annotations

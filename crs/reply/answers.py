@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crs.catalog import Catalog, Item, director_of
-from crs.intents import Field
-from crs.lexicon import THEMES
+from crs.rank.store import first_sentences
 from crs.state import BeliefState, BeliefUpdate
-from crs.store import first_sentences
+from crs.understand.intents import Field
+from crs.understand.lexicon import THEMES
 
 
 @dataclass(frozen=True)

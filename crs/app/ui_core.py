@@ -1,5 +1,5 @@
 """What the page's handlers do, without Gradio: logins, whose session a request may use, one
-streamed chat turn, card buttons, and the profile tab's reads and writes. ``crs.ui`` wires
+streamed chat turn, card buttons, and the profile tab's reads and writes. ``crs.app.ui`` wires
 these to the page; tests call them directly."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from crs import feedback
+from crs.app import feedback
+from crs.app.sessions import bound_turns
+from crs.app.ui_render import compose_message, profile_history, profile_status, safe_markdown, when
 from crs.config import ConfigError
-from crs.sessions import bound_turns
+from crs.rank.store import StoreError
 from crs.state import BeliefState, FinalEvent, NoticeEvent, Session, StateEvent, TokenEvent, ToolEvent
-from crs.store import StoreError
-from crs.ui_render import compose_message, profile_history, profile_status, safe_markdown, when
 
 if TYPE_CHECKING:
     from crs.agent import Agent

@@ -1,7 +1,7 @@
 """What a message asks for beyond likes and dislikes: questions about an item, requests for
 an explanation, critiques of the last recommendation, and year constraints.
 
-``read_intent`` is deterministic and works with ``crs.nlu`` (which reads preferences): the
+``read_intent`` is deterministic and works with ``crs.understand.nlu`` (which reads preferences): the
 agent merges both into one belief update.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from crs.catalog import Catalog
-from crs.nlu import Linker, Mention
 from crs.state import BeliefState, BeliefUpdate, Constraint, Preference
+from crs.understand.nlu import Linker, Mention
 
 IntentKind = Literal["none", "question", "explain"]
 Reaction = Literal["accept", "reject"] | None

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from crs.catalog import Catalog, Item
-from crs.lexicon import THEMES
 from crs.rank.exclusion import Exclusion
 from crs.state import BeliefState, ToolCall, ToolEvent, ToolResult
+from crs.understand.lexicon import THEMES
 
 if TYPE_CHECKING:
-    from crs.store import ItemStore
+    from crs.rank.store import ItemStore
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def retrieve(
     """
     import numpy as np
 
-    from crs.store import Hit, embed_text
+    from crs.rank.store import Hit, embed_text
 
     vector = store.embedder.encode_one(query) if query.strip() else None
     liked = []
@@ -115,7 +115,7 @@ def score(
     by how strongly each was said: "love" 1.5, "kind of like" 0.5), plus ``popularity_weight`` times the log of the
     popularity
     prior, plus ``seq_weight`` times the sequential model's score (``seq_scores``: item id ->
-    z-score from ``crs.scorer.SeqScorer``; items it lacks get 0). Items the user rejected or has
+    z-score from ``crs.rank.scorer.SeqScorer``; items it lacks get 0). Items the user rejected or has
     seen never come back, whatever their scores."""
     seq_scores = seq_scores or {}
     strength = {

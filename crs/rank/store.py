@@ -27,7 +27,7 @@ import numpy as np
 
 from crs.catalog import Catalog, Item
 from crs.config import Config
-from crs.store_check import (
+from crs.rank.store_check import (
     REBUILD_HINT,
     SQLITE_FILE,
     check_files,
@@ -296,7 +296,7 @@ class ItemStore:
     one in-memory database between all ephemeral clients of a process: give each ephemeral store
     its own ``cfg.store.collection`` when they must not see each other's items.
 
-    Opening checks the index (``crs.store_check``): a local directory's files before Chroma
+    Opening checks the index (``crs.rank.store_check``): a local directory's files before Chroma
     reads them (``isolate=True`` also opens it once in a child process first, so a crash
     there is a message here), then counts and a probe query. Any failure of a Chroma call,
     on open or later, raises ``StoreError`` naming the fix (``crs index --rebuild``).

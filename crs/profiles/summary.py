@@ -21,12 +21,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from crs import nlu
 from crs.catalog import split_title_year
 from crs.config import ConfigError
-from crs.llm import ChatModel, Message
-from crs.profile import parse_profile, render_profile
-from crs.prompts import Prompts
+from crs.llm.base import ChatModel, Message
+from crs.profiles.text import parse_profile, render_profile
+from crs.reply.prompts import Prompts
+from crs.understand import nlu
 
 log = logging.getLogger(__name__)
 

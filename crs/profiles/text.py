@@ -14,7 +14,7 @@ A profile is free text (a short paragraph) plus a list of likes and dislikes::
 catalog genres, titles and people (or kept as keywords), the paragraph is read sentence by
 sentence like a chat message; what cannot be read is returned as ``unparsed``, never dropped.
 ``apply_edit`` rewrites the text deterministically for chat edits ("forget that I like horror").
-Summarising a long history into a first profile lives in :mod:`crs.profile_summary`.
+Summarising a long history into a first profile lives in :mod:`crs.profiles.summary`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from crs import nlu
 from crs.state import BeliefState, BeliefUpdate, Preference
+from crs.understand import nlu
 
 if TYPE_CHECKING:
     from crs.catalog import Catalog
-    from crs.profile_db import ProfileStore
+    from crs.profiles.db import ProfileStore
 
 log = logging.getLogger(__name__)
 

