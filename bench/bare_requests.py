@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.agent import Agent  # noqa: E402
 from crs.config import load_config  # noqa: E402
-from crs.llm.base import ScriptedChatModel  # noqa: E402
+from crs.llm.scripted import ScriptedChatModel
 from crs.state import Session  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -43,7 +43,8 @@ def main() -> int:
     ap.add_argument("--skip-llm", action="store_true")
     args = ap.parse_args()
 
-    from crs.llm.base import Message, load_chat_model
+    from crs.llm.base import Message
+    from crs.llm.registry import load_chat_model
     from crs.rank.store import ItemStore
 
     cfg = load_config()

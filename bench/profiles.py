@@ -108,14 +108,14 @@ class BatchChat:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from crs.llm.local import _dtype_kwarg
+        from crs.llm.local import dtype_kwarg
 
         self.device, self.batch_size, self.max_new_tokens = device, batch_size, max_new_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = (
-            AutoModelForCausalLM.from_pretrained(str(model_dir), **{_dtype_kwarg(): torch.bfloat16}).to(device).eval()
+            AutoModelForCausalLM.from_pretrained(str(model_dir), **{dtype_kwarg(): torch.bfloat16}).to(device).eval()
         )
 
     def __call__(self, batch: list[list[Message]]) -> list[str]:

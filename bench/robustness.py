@@ -552,6 +552,23 @@ def summary_rows(result: dict[str, Any]) -> list[str]:
     return rows + ops_rows(result)
 
 
+def serve_main(args: Any) -> int:
+    """``robustness.py --serve``: the page on ``--port``, user data in ``--work``."""
+    from crs.app.ui import launch
+
+    cfg = bench_config(Path(args.work))
+    llm = None if os.environ.get("CRS_BENCH_REAL_LLM") else StandInLLM(delay=args.delay)
+    if llm is None:
+        from crs.llm.registry import load_chat_model
+
+        llm = load_chat_model(cfg)
+    agent = demo_agent(cfg, llm, profiles=True)
+    launch(agent, "127.0.0.1", args.port, prevent_thread_lock=True)
+    print("READY", flush=True)
+    while True:
+        time.sleep(3600)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--section", choices=SECTIONS, action="append", help="run only this section (repeatable)")
@@ -566,7 +583,7 @@ def main() -> int:
     import robustness_ops as ops
 
     if args.serve:
-        return ops.serve_main(args)
+        return serve_main(args)
     sections = args.section or list(SECTIONS)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "robustness.json"

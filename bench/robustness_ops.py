@@ -66,25 +66,6 @@ def rss_mb(pid: int) -> float:
 # ---- the server -------------------------------------------------------------------------------
 
 
-def serve_main(args: Any) -> int:
-    """``robustness.py --serve``: the page on ``--port``, user data in ``--work``."""
-    import robustness as rb
-
-    from crs.app.ui import launch
-
-    cfg = rb.bench_config(Path(args.work))
-    llm = None if os.environ.get("CRS_BENCH_REAL_LLM") else rb.StandInLLM(delay=args.delay)
-    if llm is None:
-        from crs.llm.base import load_chat_model
-
-        llm = load_chat_model(cfg)
-    agent = rb.demo_agent(cfg, llm, profiles=True)
-    launch(agent, "127.0.0.1", args.port, prevent_thread_lock=True)
-    print("READY", flush=True)
-    while True:
-        time.sleep(3600)
-
-
 class Server:
     """``robustness.py --serve`` in a child process."""
 

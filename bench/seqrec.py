@@ -25,9 +25,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from crs.seqrec.checkpoint import build_model  # noqa: E402
 from crs.seqrec.data import load_dataset  # noqa: E402
 from crs.seqrec.metrics import evaluate  # noqa: E402
-from crs.seqrec.train import TrainConfig, build_model, train  # noqa: E402
+from crs.seqrec.train import TrainConfig, train  # noqa: E402
 
 log = logging.getLogger("bench.seqrec")
 

@@ -29,9 +29,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from seqrec import merge_rows  # noqa: E402  (bench/seqrec.py, beside this file)
 
-from crs.seqrec.data import load_dataset  # noqa: E402
+from crs.seqrec.checkpoint import build_model  # noqa: E402
+from crs.seqrec.data import load_dataset, load_item_titles  # noqa: E402
 from crs.seqrec.metrics import evaluate  # noqa: E402
-from crs.seqrec.train import TrainConfig, build_model, load_item_titles, train  # noqa: E402
+from crs.seqrec.train import TrainConfig, train  # noqa: E402
 
 log = logging.getLogger("bench.seqrec_llm")
 

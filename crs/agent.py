@@ -11,14 +11,14 @@ from pathlib import Path
 
 from crs.catalog import Catalog, load_catalog
 from crs.config import DEFAULT_SCORER, Config, ConfigError
-from crs.llm.base import ChatModel, LLMError, Message, load_chat_model
+from crs.llm.base import ChatModel, LLMError, Message
+from crs.llm.registry import load_chat_model
 from crs.policy import Act, decide
-from crs.profiles.db import ProfileStore
+from crs.profiles.db import ProfileStore, edit_profile
 from crs.profiles.text import (
     ProfileError,
     ProfileParse,
     brief,
-    edit_profile,
     parse_profile,
     profile_request,
     suppressed_keys,

@@ -27,20 +27,20 @@ class ConfigError(ValueError):
     """A configuration file or variable that cannot be used as given."""
 
 
-def _default_cache() -> Path:
+def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "crs"
 
 
-def _default_data() -> Path:
+def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "crs"
 
 
 @dataclass(frozen=True)
 class PathsConfig:
-    cache_dir: Path = field(default_factory=_default_cache)  # converted model weights
-    data_dir: Path = field(default_factory=_default_data)  # sessions, profiles
+    cache_dir: Path = field(default_factory=default_cache_dir)  # converted model weights
+    data_dir: Path = field(default_factory=default_data_dir)  # sessions, profiles
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from crs.state import BeliefState
-from crs.understand.lexicon import COMMON_WORDS, NEGATORS, OCCASION_WORDS, POSITIVE
-from crs.understand.text import tokenize
+from crs.understand.text import content_words
 
 if TYPE_CHECKING:
     from crs.understand.message import Reading
@@ -23,20 +22,6 @@ ACT_KINDS: tuple[ActKind, ...] = (
     "ask", "recommend", "no_results", "answer", "explain", "acknowledge", "show_profile", "edit_profile",
 )  # fmt: skip
 
-# Words that carry no taste on their own: "recommend me a good movie please", "something for friday night".
-_FILLER = (
-    COMMON_WORDS
-    | NEGATORS
-    | POSITIVE
-    | OCCASION_WORDS
-    | frozenset(
-        "im id ive recommend recommendation recommendations suggestion suggestions watch something anything good "
-        "newer older recent different else another one ones ideas idea help pick choose should bored tonight "
-        "suggest give tell idk dunno lol haha hmm hmmm umm pls plz thx yo sup whats what wanna gonna kinda "
-        "cool awesome nice great options option".split()
-    )
-)
-
 
 @dataclass(frozen=True)
 class Act:
@@ -44,10 +29,6 @@ class Act:
     reason: str
     item_id: str | None = None  # the item an answer, explanation or acknowledgement is about
     about: str = "general"  # what an answer tells: director, cast, plot, year, genre or general
-
-
-def content_words(text: str) -> list[str]:
-    return [t.norm for t in tokenize(text) if t.norm not in _FILLER and len(t.norm) > 2]
 
 
 def decide(

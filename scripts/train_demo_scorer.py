@@ -57,7 +57,7 @@ def next_item_hr(model: torch.nn.Module | None, pop: np.ndarray, seqs: list[list
 def main(argv: list[str] | None = None) -> None:
     from crs.catalog import load_catalog, load_redial_movies
     from crs.rank.scorer import SeqScorer
-    from crs.seqrec.train import save
+    from crs.seqrec.checkpoint import save
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--train", nargs="+", type=Path, default=list(DEFAULT_TRAIN), help="raw ReDial dialogue files")

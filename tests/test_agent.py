@@ -9,7 +9,7 @@ import pytest
 
 from crs.agent import Agent, clean_message
 from crs.catalog import Catalog
-from crs.llm.base import ScriptedChatModel
+from crs.llm.scripted import ScriptedChatModel
 from crs.state import FinalEvent, NoticeEvent, Session, StateEvent, TokenEvent, ToolEvent
 from tests.conftest import test_config
 

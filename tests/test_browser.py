@@ -325,7 +325,7 @@ def test_html_in_titles_and_replies_never_runs(
     """A film titled like an attack, and a model reply carrying markup, shown in the real page:
     nothing runs, nothing becomes an element, and the text is still shown as text."""
     from crs.catalog import Item
-    from crs.llm.base import ScriptedChatModel
+    from crs.llm.scripted import ScriptedChatModel
     from crs.rank.store import ItemStore
 
     evil = Item(

@@ -13,7 +13,7 @@ import pytest
 from crs.agent import Agent
 from crs.catalog import Catalog, Item
 from crs.eval.scripted import DialogueError, load_dialogues, run_scripted
-from crs.llm.base import ScriptedChatModel
+from crs.llm.scripted import ScriptedChatModel
 from crs.state import BeliefState, FinalEvent, Preference, Session
 from crs.understand.nlu import Linker
 from tests.conftest import test_config

@@ -20,16 +20,11 @@ import pytest
 import crs.llm.base as llm
 import crs.llm.local as llm_local
 from crs.config import Config, LLMConfig, PathsConfig
-from crs.llm.base import (
-    ChatModel,
-    LLMError,
-    Message,
-    OpenAIChatModel,
-    ScriptedChatModel,
-    cut_at_stop,
-    load_chat_model,
-)
+from crs.llm.base import ChatModel, LLMError, Message, cut_at_stop
 from crs.llm.local import LocalChatModel
+from crs.llm.openai_compat import OpenAIChatModel
+from crs.llm.registry import load_chat_model
+from crs.llm.scripted import ScriptedChatModel
 
 CHAT = [
     Message("system", "You are a movie recommender. Answer in one short sentence."),
@@ -63,9 +58,9 @@ def test_cut_at_stop() -> None:
 
 def test_stream_stop_spanning_deltas() -> None:
     pieces = ["Hello wo", "rld<", "|en", "d|> ignored"]
-    assert "".join(llm._stream_until_stop(iter(pieces), ["<|end|>"])) == "Hello world"
-    assert "".join(llm._stream_until_stop(iter(["a<", "b"]), ["<|end|>"])) == "a<b"  # held back, then released
-    assert list(llm._stream_until_stop(iter(["x", "y"]), None)) == ["x", "y"]
+    assert "".join(llm.stream_until_stop(iter(pieces), ["<|end|>"])) == "Hello world"
+    assert "".join(llm.stream_until_stop(iter(["a<", "b"]), ["<|end|>"])) == "a<b"  # held back, then released
+    assert list(llm.stream_until_stop(iter(["x", "y"]), None)) == ["x", "y"]
 
 
 def test_scripted_model_records_calls() -> None:

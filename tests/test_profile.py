@@ -9,7 +9,8 @@ import pytest
 
 from crs.agent import Agent
 from crs.catalog import Catalog
-from crs.llm.base import Message, ScriptedChatModel
+from crs.llm.base import Message
+from crs.llm.scripted import ScriptedChatModel
 from crs.profiles.db import ProfileStore
 from crs.profiles.summary import (
     HistoryItem,

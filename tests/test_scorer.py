@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from crs.catalog import Catalog, Item
-from crs.llm.base import ScriptedChatModel
+from crs.llm.scripted import ScriptedChatModel
 from crs.rank.scorer import ScorerError, SeqScorer, match_items, title_keys
 from crs.rank.tools import Candidate, score
 from crs.seqrec.data import PAD, SeqDataset
@@ -73,7 +73,8 @@ def store(tmp_path_factory: pytest.TempPathFactory, small_catalog: Catalog, embe
 def _train_checkpoint(small_catalog: Catalog, retrieved: list[str], target: str, path: Path) -> None:
     """GRU4Rec over the retrieved and other small-catalog items, where whoever watches Alien watches
     ``target`` next. Half the model's items carry MovieLens-style numeric ids and are matched by title."""
-    from crs.seqrec.train import TrainConfig, build_model, save, train
+    from crs.seqrec.checkpoint import build_model, save
+    from crs.seqrec.train import TrainConfig, train
 
     ids = list(dict.fromkeys([*retrieved, *(it.id for it in small_catalog)]))
     items = [small_catalog[i] for i in ids if i != "alien-1979"][:150] + [small_catalog["alien-1979"]]
@@ -143,7 +144,7 @@ def _movielens_folder(root: Path) -> Path:
 
 def test_cli_trains_and_evaluates_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from crs.app.cli import main
-    from crs.seqrec.train import load
+    from crs.seqrec.checkpoint import load
 
     data = _movielens_folder(tmp_path)
     out = tmp_path / "ck"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from crs.seqrec.checkpoint import build_model, load
 from crs.seqrec.data import (
     PAD,
     DataFormatError,
@@ -23,7 +24,7 @@ from crs.seqrec.data import (
     pad_left,
 )
 from crs.seqrec.metrics import evaluate, hit_ndcg, rank_of_target, sample_eval_negatives
-from crs.seqrec.train import TrainConfig, build_model, load, train
+from crs.seqrec.train import TrainConfig, train
 from tests.conftest import train_steps
 
 NUM_ITEMS = 30

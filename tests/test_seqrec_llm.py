@@ -140,8 +140,8 @@ def test_duip_lora_trains_adapters_and_checkpoint_round_trips(tmp_path: Path) ->
 
 
 def test_duip_starts_where_its_lstm_is() -> None:
+    from crs.seqrec.checkpoint import build_model
     from crs.seqrec.duip import init_from_lstm
-    from crs.seqrec.train import build_model
 
     lstm = build_model("lstm", NUM_ITEMS, embedding=16, hidden=24, max_len=10).eval()
     model = _duip()
@@ -227,8 +227,8 @@ def test_ridge_projection_recovers_a_linear_map() -> None:
 
 
 def test_knowledge_embedding_trains_with_a_backbone_and_round_trips(tmp_path: Path) -> None:
+    from crs.seqrec.checkpoint import build_model, load, save
     from crs.seqrec.p2rec import KnowledgeEmbedding, attach_knowledge
-    from crs.seqrec.train import build_model, load, save
 
     model = build_model("sasrec", NUM_ITEMS, hidden=16, blocks=1, heads=2, dropout=0.1, max_len=10)
     knowledge = torch.randn(NUM_ITEMS + 1, 8)
@@ -253,8 +253,9 @@ def test_knowledge_embedding_trains_with_a_backbone_and_round_trips(tmp_path: Pa
 
 
 def _p2rec_pipeline(llm, tokenizer, **overrides: object):  # noqa: ANN001, ANN202
+    from crs.seqrec.checkpoint import build_model
     from crs.seqrec.p2rec import P2RecConfig, build_knowledge
-    from crs.seqrec.train import TrainConfig, build_model, train
+    from crs.seqrec.train import TrainConfig, train
 
     ds = synthetic()
     backbone = build_model("sasrec", NUM_ITEMS, hidden=16, blocks=1, heads=2, dropout=0.1, max_len=10)

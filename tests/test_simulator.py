@@ -22,7 +22,7 @@ from crs.eval.simulator import (
     pick_targets,
     run_simulation,
 )
-from crs.llm.base import ScriptedChatModel
+from crs.llm.scripted import ScriptedChatModel
 from crs.understand.nlu import Linker, understand
 from tests.conftest import test_config
 

@@ -249,7 +249,7 @@ def test_probe_finds_a_vector_index_that_returns_unrelated_items(built: Path, tm
 def test_a_turn_never_raises_when_the_store_fails_mid_turn(built: Path, tmp_path: Path) -> None:
     from crs.agent import Agent
     from crs.catalog import Catalog
-    from crs.llm.base import ScriptedChatModel
+    from crs.llm.scripted import ScriptedChatModel
     from crs.state import FinalEvent, NoticeEvent, Session
 
     path = tmp_path / "index"

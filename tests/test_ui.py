@@ -12,7 +12,7 @@ from crs.app.ui import build_app, card_action, load_profile, parse_auth, respond
 from crs.app.ui_render import card_html, compose_message, profile_history
 from crs.catalog import Catalog, Item
 from crs.config import ConfigError
-from crs.llm.base import ScriptedChatModel
+from crs.llm.scripted import ScriptedChatModel
 from crs.state import Session
 from tests.conftest import test_config
 

@@ -26,7 +26,7 @@ from crs.agent import Agent
 from crs.app.sessions import SUMMARY_ACT, SessionReaper, bound_turns
 from crs.app.ui import FOREIGN_SESSION, launch
 from crs.catalog import Catalog, Item
-from crs.llm.base import ScriptedChatModel
+from crs.llm.scripted import ScriptedChatModel
 from crs.profiles.db import ProfileStore
 from crs.profiles.text import ProfileEdit
 from crs.state import BeliefUpdate, Session, ToolCall, ToolEvent, ToolResult, Turn

@@ -223,7 +223,7 @@ def match(title: str, year: int | None, index: dict[str, list[Item]]) -> Item | 
 
 
 def _import(cfg: Config, args: argparse.Namespace, store) -> int:  # noqa: ANN001
-    from crs.llm.base import load_chat_model
+    from crs.llm.registry import load_chat_model
     from crs.profiles.summary import profile_text, summarise
 
     ratings_path = Path(args.ratings)

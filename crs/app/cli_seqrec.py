@@ -83,8 +83,9 @@ def _model_dir(cfg: Config, given: str | None) -> str:
 
 def train_seqrec(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     """Train ``args.model`` and write OUT/model.pt and OUT/train.json; returns the summary."""
-    from crs.seqrec.data import load_dataset
-    from crs.seqrec.train import TrainConfig, build_model, load_item_titles, save, train
+    from crs.seqrec.checkpoint import build_model, save
+    from crs.seqrec.data import load_dataset, load_item_titles
+    from crs.seqrec.train import TrainConfig, train
 
     if args.threads:
         import torch
@@ -155,9 +156,9 @@ def train_seqrec(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def eval_seqrec(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    from crs.seqrec.checkpoint import load
     from crs.seqrec.data import load_dataset
     from crs.seqrec.metrics import evaluate
-    from crs.seqrec.train import load
 
     ck = load(_checkpoint_path(args.checkpoint), args.model_dir)
     ds = load_dataset(args.data)

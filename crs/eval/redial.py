@@ -460,7 +460,7 @@ def run_redial(run: RedialRun) -> dict[str, object]:
 
     import torch
 
-    from crs.config import _default_cache
+    from crs.config import default_cache_dir
     from crs.eval.redial_data import (
         RedialDataError,
         detect_format,
@@ -483,7 +483,7 @@ def run_redial(run: RedialRun) -> dict[str, object]:
     evaluated = file_dialogue_ids(run.turns)  # every dialogue of the file, --limit or not
     if run.limit:
         turns = turns[: run.limit]
-    cache = run.cache_dir or _default_cache()
+    cache = run.cache_dir or default_cache_dir()
     settings = [
         "v2",
         run.seq_epochs,

@@ -131,7 +131,7 @@ class Components:
     def load(cls, folder: Path) -> Components:
         from scipy.sparse import csr_matrix
 
-        from crs.seqrec.train import load
+        from crs.seqrec.checkpoint import load
 
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crs.config import KNOWLEDGE_DIR, Config
-from crs.llm.base import LLMError, Message, _stream_until_stop, cut_at_stop
+from crs.llm.base import LLMError, Message, cut_at_stop, stream_until_stop
 
 if TYPE_CHECKING:
     import torch
@@ -87,7 +87,7 @@ def _strip_quantization(model: Any) -> None:
             delattr(model.config, attr)
 
 
-def _dtype_kwarg() -> str:
+def dtype_kwarg() -> str:
     import transformers
 
     major, minor = (int(x) for x in re.findall(r"\d+", transformers.__version__)[:2])
@@ -108,7 +108,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     started = time.perf_counter()
     logger.info("converting %s to safetensors in %s (once; about 30 s)", gguf, target)
     try:
-        kwargs: dict[str, Any] = {"gguf_file": gguf.name, _dtype_kwarg(): torch.bfloat16}
+        kwargs: dict[str, Any] = {"gguf_file": gguf.name, dtype_kwarg(): torch.bfloat16}
         gguf_config = getattr(transformers, "GgufConfig", None)
         if gguf_config is not None:  # transformers 5 keeps GGUF blocks packed unless told otherwise
             kwargs["quantization_config"] = gguf_config(dequantize=True)
@@ -298,7 +298,7 @@ class LocalChatModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForCausalLM.from_pretrained(str(path), **{_dtype_kwarg(): dtype})
+        model = AutoModelForCausalLM.from_pretrained(str(path), **{dtype_kwarg(): dtype})
         model.eval()
         return tokenizer, model
 
@@ -404,7 +404,7 @@ class LocalChatModel:
         thread = threading.Thread(target=work, name="crs-llm-stream", daemon=True)
         thread.start()
         try:
-            yield from _stream_until_stop(streamer, stop)
+            yield from stream_until_stop(streamer, stop)
         finally:
             cancel.set()
             thread.join()

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crs.profiles.text import Profile, ProfileError
+from crs.profiles.text import Profile, ProfileEdit, ProfileError, apply_edit, edit_message
 
 if TYPE_CHECKING:
     from crs.config import Config
+    from crs.understand.nlu import Linker
 
 log = logging.getLogger(__name__)
 
@@ -276,3 +277,19 @@ class ProfileStore:
         with self._lock:  # deleted data should not linger in the WAL file
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return True
+
+
+def edit_profile(
+    store: ProfileStore, user: str, instruction: str, linker: Linker, source: str = "edit:chat"
+) -> ProfileEdit:
+    """Change a user's profile as one instruction says and save it as a new version.
+
+    Deterministic: list entries are added or removed; what cannot be read as a preference is
+    kept as text and reported in ``message``. Raises ``ProfileError`` for text over the limit."""
+    current = store.get(user)
+    result = apply_edit(current.text if current else "", instruction, linker)
+    profile = store.save(user, result.text, source, allow_empty=True) if result.changed else current
+    return ProfileEdit(
+        user, instruction, result.added, result.removed, result.unparsed, result.keys, profile,
+        edit_message(result, instruction),
+    )  # fmt: skip

@@ -30,7 +30,6 @@ from crs.understand import nlu
 
 if TYPE_CHECKING:
     from crs.catalog import Catalog
-    from crs.profiles.db import ProfileStore
 
 log = logging.getLogger(__name__)
 
@@ -352,22 +351,6 @@ def edit_message(result: EditResult, instruction: str) -> str:
     if not parts:
         parts.append(f'Your profile has nothing that matches "{instruction.strip()[:200]}"; nothing was changed.')
     return " ".join(parts)
-
-
-def edit_profile(
-    store: ProfileStore, user: str, instruction: str, linker: nlu.Linker, source: str = "edit:chat"
-) -> ProfileEdit:
-    """Change a user's profile as one instruction says and save it as a new version.
-
-    Deterministic: list entries are added or removed; what cannot be read as a preference is
-    kept as text and reported in ``message``. Raises ``ProfileError`` for text over the limit."""
-    current = store.get(user)
-    result = apply_edit(current.text if current else "", instruction, linker)
-    profile = store.save(user, result.text, source, allow_empty=True) if result.changed else current
-    return ProfileEdit(
-        user, instruction, result.added, result.removed, result.unparsed, result.keys, profile,
-        edit_message(result, instruction),
-    )  # fmt: skip
 
 
 def suppressed_keys(turns: Sequence[object], update: BeliefUpdate) -> set[tuple[str, str]]:

@@ -122,8 +122,8 @@ class SeqScorer:
 
     @classmethod
     def load(cls, path: str | Path, catalog: Catalog, model_dir: str | Path | None = None) -> SeqScorer:
-        """A checkpoint written by ``crs train seqrec`` (or ``crs.seqrec.train.save``)."""
-        from crs.seqrec.train import load
+        """A checkpoint written by ``crs train seqrec`` (or ``crs.seqrec.checkpoint.save``)."""
+        from crs.seqrec.checkpoint import load
 
         try:
             ck = load(path, model_dir)

@@ -4,7 +4,8 @@ P2Rec (LLM-knowledge-enhanced item embeddings), training, and HR/NDCG evaluation
 full ranking).
 
 Names are imported lazily so that ``import crs.seqrec`` does not load torch. The trainer is
-``crs.seqrec.train.train`` (``crs.seqrec.train`` is the module).
+``crs.seqrec.train.train`` (``crs.seqrec.train`` is the module); saving, loading and the model
+registry are in ``crs.seqrec.checkpoint``.
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ _EXPORTS = {
     "P2RecConfig": "p2rec",
     "build_knowledge": "p2rec",
     "attach_knowledge": "p2rec",
-    "load_item_titles": "train",
+    "load_item_titles": "data",
     "TrainConfig": "train",
     "TrainResult": "train",
-    "Checkpoint": "train",
-    "build_model": "train",
-    "save": "train",
-    "load": "train",
+    "Checkpoint": "checkpoint",
+    "build_model": "checkpoint",
+    "save": "checkpoint",
+    "load": "checkpoint",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -341,3 +341,37 @@ def load_dataset(path: str | Path, name: str | None = None) -> SeqDataset:
     if base.endswith(".txt"):
         return load_sasrec_txt(path, name)
     raise DataFormatError(f"{path}: unknown interaction format (expected .inter, ratings.csv or .txt)")
+
+
+def load_item_titles(path: str | Path, item_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Names for a dataset's items from a CSV such as MovieLens ``movies.csv`` (header with an id
+    column ``movieId``/``item_id``/``id``, a ``title`` column and optionally ``genres``, ``|``-separated)
+    -> (titles, texts) aligned with ``item_ids``: titles like "Alien (1979)", texts "Alien (1979): Horror, Sci-Fi".
+    Items missing from the file are named by their id."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"item titles file not found: {path}")
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    with io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        id_col = next((c for c in ("movieId", "item_id", "id") if c in fields), None)
+        if id_col is None or "title" not in fields:
+            raise ValueError(f"{path}: expected a header with an id column (movieId, item_id or id) and title")
+        by_id: dict[str, tuple[str, str]] = {}
+        for row in reader:
+            title = (row.get("title") or "").strip()
+            genres = [g for g in (row.get("genres") or "").split("|") if g and g != "(no genres listed)"]
+            by_id[str(row[id_col]).strip()] = (title, f"{title}: {', '.join(genres)}" if genres else title)
+    titles, texts = [""], [""]
+    missing = 0
+    for iid in item_ids[1:]:
+        title, text = by_id.get(iid, ("", ""))
+        if not title:
+            missing += 1
+            title = text = f"item {iid}"
+        titles.append(title)
+        texts.append(text)
+    if missing:
+        log.warning("%d of %d items have no title in %s", missing, len(item_ids) - 1, path)
+    return titles, texts

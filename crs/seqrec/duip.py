@@ -64,13 +64,13 @@ def load_llm(model_dir: str | Path, dtype: str = "float32", layers: int = 0) -> 
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:  # pragma: no cover - transformers is a core dependency
         raise ImportError("DUIP needs transformers: pip install transformers") from exc
-    from crs.llm.local import _dtype_kwarg
+    from crs.llm.local import dtype_kwarg
 
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no transformers model in {path} (config.json missing)")
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    lm = AutoModelForCausalLM.from_pretrained(str(path), **{_dtype_kwarg(): getattr(torch, dtype)})
+    lm = AutoModelForCausalLM.from_pretrained(str(path), **{dtype_kwarg(): getattr(torch, dtype)})
     base = lm.get_decoder() if hasattr(lm, "get_decoder") else lm.model
     if layers and layers < len(base.layers):
         base.layers = base.layers[:layers]

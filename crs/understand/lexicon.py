@@ -248,3 +248,17 @@ OCCASION_WORDS = frozenset(
     work home couch sofa popcorn rainy lazy long plane flight trip sleepover party birthday anniversary
     """.split()
 )
+
+# Words that carry no taste on their own: "recommend me a good movie please", "something for friday night".
+FILLER_WORDS = (
+    COMMON_WORDS
+    | NEGATORS
+    | POSITIVE
+    | OCCASION_WORDS
+    | frozenset(
+        "im id ive recommend recommendation recommendations suggestion suggestions watch something anything good "
+        "newer older recent different else another one ones ideas idea help pick choose should bored tonight "
+        "suggest give tell idk dunno lol haha hmm hmmm umm pls plz thx yo sup whats what wanna gonna kinda "
+        "cool awesome nice great options option".split()
+    )
+)

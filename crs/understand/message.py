@@ -31,7 +31,7 @@ from crs.understand.nlu import (
 )
 from crs.understand.redial_acts import ACTS
 from crs.understand.references import Reference, find_references, selects
-from crs.understand.text import Token, tokenize
+from crs.understand.text import Token, content_words, tokenize
 
 if TYPE_CHECKING:
     from crs.catalog import Catalog
@@ -348,8 +348,6 @@ def rule_acts(
     intent: Intent, rules: list[RuleReading], references: list[Reference], belief: BeliefState, text: str
 ) -> list[str]:
     """The dialogue acts the rules alone read (used without a learned reader, and measured against it)."""
-    from crs.policy import content_words
-
     acts: list[str] = []
     shown = set(belief.last_shown)
     if intent.kind == "question":

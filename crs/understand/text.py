@@ -15,6 +15,7 @@ from pathlib import Path
 
 from crs.catalog import normalize_title
 from crs.config import KNOWLEDGE_DIR
+from crs.understand.lexicon import FILLER_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +148,8 @@ def negative_words(threshold: float = -1.0) -> frozenset[str]:
     return frozenset(
         w for w, v in lexicon.items() if v <= threshold and w.isalpha() and w not in _DESCRIPTIVE | _NO_VERDICT
     )
+
+
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that could carry taste: not filler ("recommend me a good movie please"), over two letters."""
+    return [t.norm for t in tokenize(text) if t.norm not in FILLER_WORDS and len(t.norm) > 2]
