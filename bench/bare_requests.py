@@ -54,9 +54,8 @@ def main() -> None:
     cfg = load_config()
     narrow = dataclasses.replace(
         cfg,
-        retrieval=dataclasses.replace(
-            cfg.retrieval, broad_candidates=cfg.retrieval.candidates, broad_popularity_weight=0.01
-        ),
+        retrieval=dataclasses.replace(cfg.retrieval, broad_candidates=cfg.retrieval.candidates),
+        scoring=dataclasses.replace(cfg.scoring, broad_popularity=cfg.scoring.popularity),
     )
     llm = ScriptedChatModel(default="Here are some picks.")
     broad_agent = Agent.from_config(cfg, progress=False, llm=llm, profiles=False)

@@ -31,12 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.catalog import load_catalog, load_redial_movies, split_title_year  # noqa: E402
+from crs.config import load_config  # noqa: E402
 from crs.eval.redial_data import load_dialogues  # noqa: E402  (the validated ReDial reader, deduplicated)
 from crs.state import BeliefState, apply  # noqa: E402
 from crs.understand.nlu import Linker, understand  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-REDIAL = ROOT.parent / "shared" / "data" / "redial"
+REDIAL = load_config().paths.data_root / "redial"
 DEFAULT_FILES = [
     REDIAL / "partial_train" / "kgsf_valid_data.jsonl.gz",
     REDIAL / "partial_train" / "ievalm_valid_data.jsonl.gz",

@@ -47,7 +47,7 @@ from crs.profiles.text import parse_profile  # noqa: E402
 from crs.understand.nlu import Linker  # noqa: E402
 
 log = logging.getLogger("bench.profile")
-DATA = PROJECT_ROOT.parent / "shared" / "data" / "movielens-latest-small"
+DATA = load_config().paths.data_root / "movielens-latest-small"
 
 
 @dataclass(frozen=True)

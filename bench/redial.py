@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from crs.eval.redial import RedialRun, markdown_table, run_redial  # noqa: E402
-from crs.eval.redial_data import DEFAULT_INFO, DEFAULT_MOVIELENS, DEFAULT_MOVIES, DEFAULT_TRAIN, DEFAULT_TURNS  # noqa: E402
+from crs.eval.redial_data import RedialFiles  # noqa: E402
+
+FILES = RedialFiles.from_config()  # under [paths] data_root
 
 RESULTS = ROOT / "bench" / "results"
 # Published figures, Recall@1/10/50 (None: not reported).
@@ -43,7 +45,7 @@ NOT_RUN = ["+ LoRA fine-tuned LLM reranker (not run)"]
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--turns", default=str(DEFAULT_TURNS))
+    p.add_argument("--turns", default=str(FILES.turns))
     p.add_argument("--limit", type=int)
     p.add_argument("--model-dir")
     p.add_argument("--epochs", type=int, default=60)
@@ -61,12 +63,12 @@ def main() -> int:
         run = RedialRun(
             turns=Path(args.turns),
             out=None,
-            movies=DEFAULT_MOVIES,
-            info=DEFAULT_INFO,
+            movies=FILES.movies,
+            info=FILES.info,
             model_dir=Path(args.model_dir) if args.model_dir else None,
             limit=args.limit,
-            train_files=DEFAULT_TRAIN,
-            movielens=DEFAULT_MOVIELENS,
+            train_files=FILES.train,
+            movielens=FILES.movielens,
             seq_epochs=args.epochs,
             cross_fit=k,
             threads=args.threads,

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.agent import Agent  # noqa: E402
 from crs.config import load_config  # noqa: E402
-from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.eval.redial_data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.eval.scripted import load_dialogues as load_scripted  # noqa: E402
 from crs.llm.base import Message  # noqa: E402
 from crs.llm.local import LocalChatModel  # noqa: E402
@@ -190,8 +190,12 @@ def main() -> None:
         raise SystemExit("no tuned writer to compare: train one with scripts/train_writer.py")
     base_agent = Agent.from_config(cfg, progress=False, llm=models["base"], profiles=False)
     linker = base_agent.linker
-    evaluated = file_dialogue_ids(DEFAULT_TURNS)
-    raw = [d for d in load_dialogues(DEFAULT_TRAIN) if split_of(str(d["conversationId"]), evaluated) == "dev"]
+    evaluated = file_dialogue_ids(RedialFiles.from_config().turns)
+    raw = [
+        d
+        for d in load_dialogues(RedialFiles.from_config().train)
+        if split_of(str(d["conversationId"]), evaluated) == "dev"
+    ]
     dev = sample(
         [ex for ex in writer_examples(raw, linker.index, load_labels()) if well_grounded(ex, linker)], args.dev, 1
     )

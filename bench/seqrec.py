@@ -25,6 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from crs.config import load_config  # noqa: E402
 from crs.seqrec.checkpoint import build_model  # noqa: E402
 from crs.seqrec.data import load_dataset  # noqa: E402
 from crs.seqrec.metrics import evaluate  # noqa: E402
@@ -32,7 +33,7 @@ from crs.seqrec.train import TrainConfig, train  # noqa: E402
 
 log = logging.getLogger("bench.seqrec")
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = load_config().paths.data_root
 DATASETS = {
     "games": DATA / "amazon-sasrec-video" / "Video.txt.gz",
     "ml-latest-small": DATA / "movielens-latest-small" / "ratings.csv.gz",

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from seqrec import merge_rows  # noqa: E402  (bench/seqrec.py, beside this file)
 
+from crs.config import load_config  # noqa: E402
 from crs.seqrec.checkpoint import build_model  # noqa: E402
 from crs.seqrec.data import load_dataset, load_item_titles  # noqa: E402
 from crs.seqrec.metrics import evaluate  # noqa: E402
@@ -36,7 +37,7 @@ from crs.seqrec.train import TrainConfig, train  # noqa: E402
 
 log = logging.getLogger("bench.seqrec_llm")
 
-DATA = ROOT.parent / "shared" / "data" / "movielens-latest-small"
+DATA = load_config().paths.data_root / "movielens-latest-small"
 RESULTS = ROOT / "bench" / "results"
 BACKBONE = {"max_len": 200, "hidden": 50, "blocks": 2, "heads": 1, "dropout": 0.2}  # bench/seqrec.py's SASRec
 LSTM = {"max_len": 50, "embedding": 64, "hidden": 128, "dropout": 0.2}  # bench/seqrec.py's LSTM, 50 recent items
@@ -240,7 +241,6 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def default_model_dir() -> Path:
-    from crs.config import load_config
     from crs.llm.local import ensure_local_model
 
     return ensure_local_model(load_config())

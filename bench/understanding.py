@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.catalog import load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
-from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.eval.redial_data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.understand.message import Understander, product_polarity, sentence_polarities  # noqa: E402
 from crs.understand.nlu import Linker, Mention, RuleReading, read_mentions  # noqa: E402
 from crs.understand.reader import MessageReader  # noqa: E402
@@ -191,7 +191,9 @@ def main() -> None:
     cfg = load_config()
     linker = Linker(load_catalog(cfg.catalog.path, cfg.catalog.format))
     labels = load_labels()
-    split_turns = turns_by_split(load_dialogues(DEFAULT_TRAIN), file_dialogue_ids(DEFAULT_TURNS))[args.split]
+    split_turns = turns_by_split(
+        load_dialogues(RedialFiles.from_config().train), file_dialogue_ids(RedialFiles.from_config().turns)
+    )[args.split]
     split_turns = [t for t in split_turns if t.key in labels][: args.limit or None]
     by_key = {t.key: t for t in split_turns}
     rng = random.Random(1)

@@ -145,8 +145,6 @@ class Agent:
         self.linker = linker or nlu.Linker(catalog)
         self.understander = Understander(self.linker, reader)  # reader None: the rules read alone
         mode = cfg.nlu.llm_extract
-        if mode not in ("auto", "on", "off"):
-            raise ConfigError(f"[nlu] llm_extract must be auto, on or off, not {mode!r}")
         self.use_llm_extraction = mode == "on" or (mode == "auto" and cfg.llm.backend == "openai")
 
     @classmethod
@@ -387,9 +385,8 @@ class Agent:
             lambda out: "top: " + ", ".join(c.item.label for c in out[:3]) + f" ({how})",
             k=retrieval.show,
             seq_scores=seq_scores or None,
-            seq_weight=self.cfg.scorer.weight,
-            popularity_weight=retrieval.broad_popularity_weight if broad else retrieval.popularity_weight,
-            genre_first=broad and bool(belief.liked_genres),
+            weights=self.cfg.scoring,
+            broad=broad,
         )
         events.append(event)
         # The last line of defence: nothing the user ruled out is ever shown.

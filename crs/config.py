@@ -4,6 +4,10 @@ Every section of the TOML file maps to one dataclass below; an unknown section o
 an error, never silently ignored. Any field can also be set from the environment as
 ``CRS_<SECTION>__<FIELD>`` (for example ``CRS_LLM__BACKEND=openai``); the environment wins.
 The config file is ``$CRS_CONFIG`` if set, else ``crs.toml`` in the working directory if present.
+
+The config is the one validator: a field typed ``Literal[...]`` accepts only those values, and a
+field with bounds (``at_least``) only values within them, whether it comes from a file, the
+environment or code (``LLMConfig(backend="x")``); the error names the field and what it accepts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE_DIR = PROJECT_ROOT / "knowledge"  # shipped data: demo catalog, trained reader, writer and scorer
@@ -25,6 +30,51 @@ DEMO_CATALOG = KNOWLEDGE_DIR / "movies.jsonl.gz"
 
 class ConfigError(ValueError):
     """A configuration file or variable that cannot be used as given."""
+
+
+CatalogFormat = Literal["auto", "demo", "jsonl", "csv", "redial", "redial_info"]
+Switch = Literal["auto", "on", "off"]
+Backend = Literal["local", "openai"]
+DType = Literal["bfloat16", "float16", "float32"]
+SummaryMethod = Literal["hierarchical", "recurrent"]
+
+# Keys that moved, so an old config file gets told where they went.
+MOVED = {
+    ("retrieval", "popularity_weight"): "[scoring] popularity",
+    ("retrieval", "broad_popularity_weight"): "[scoring] broad_popularity",
+    ("scorer", "weight"): "[scoring] sequential",
+}
+
+
+def at_least(default: float, low: float, *, above: bool = False) -> Any:
+    """A numeric field that must be ``>= low`` (``> low`` with ``above``)."""
+    return field(default=default, metadata={"low": low, "above": above})
+
+
+class _Checked:
+    """Checks ``Literal`` choices and bounds when a section is built, from any source."""
+
+    def __post_init__(self) -> None:
+        section = type(self).__name__.removesuffix("Config").lower()
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            choices = get_args(hints[f.name]) if get_origin(hints[f.name]) is Literal else ()
+            if choices and value not in choices:
+                raise ConfigError(
+                    f"[{section}] {f.name} = {value!r} is not allowed; choose one of: {', '.join(choices)}"
+                )
+            if "low" in f.metadata:
+                low, above = f.metadata["low"], f.metadata["above"]
+                if value < low or (above and value == low):
+                    raise ConfigError(
+                        f"[{section}] {f.name} = {value!r}: must be {'above' if above else 'at least'} {low:g}"
+                    )
+
+
+def default_data_root() -> Path:
+    """Where the real datasets are (ReDial, MovieLens, ...): ``../shared/data`` beside the checkout."""
+    return PROJECT_ROOT.parent / "shared" / "data"
 
 
 def default_cache_dir() -> Path:
@@ -38,68 +88,70 @@ def default_data_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class PathsConfig:
+class PathsConfig(_Checked):
     cache_dir: Path = field(default_factory=default_cache_dir)  # converted model weights
     data_dir: Path = field(default_factory=default_data_dir)  # sessions, profiles
+    # The benchmark datasets (redial/, movielens-*/, ...), read by `crs eval`, benches and scripts.
+    data_root: Path = field(default_factory=default_data_root)
 
 
 @dataclass(frozen=True)
-class CatalogConfig:
+class CatalogConfig(_Checked):
     path: Path = DEMO_CATALOG
-    format: str = "auto"  # auto | demo | jsonl | csv | redial
+    format: CatalogFormat = "auto"
     # Which items are indexed for recommendation (all are still understood when named).
     # The default keeps a first start under 3 minutes on 2 cores: films from 1970 on whose
     # Wikipedia summary has at least 380 characters, a proxy for how notable a film is
     # (about 6,200 films). 0 and 0 index the whole catalog.
-    min_year: int = 1970
-    min_summary_chars: int = 380
+    min_year: int = at_least(1970, 0)
+    min_summary_chars: int = at_least(380, 0)
     # Where min_year and min_summary_chars apply: "auto" = the shipped demo catalog only (a
     # custom catalog is indexed whole), "on" = any catalog, "off" = none.
-    subset: str = "auto"
+    subset: Switch = "auto"
 
 
 @dataclass(frozen=True)
-class StoreConfig:
+class StoreConfig(_Checked):
     path: Path = KNOWLEDGE_DIR / "index"  # PersistentClient directory
     host: str = ""  # set to use a Chroma server (chroma run) instead
-    port: int = 8000
+    port: int = at_least(8000, 1)
     collection: str = "items"
     embedder: str = ""  # sentence-transformers model dir; "" = the shipped all-MiniLM-L6-v2
-    batch_size: int = 32  # measured fastest on a 2-core CPU (128 is ~25% slower)
+    batch_size: int = at_least(32, 1)  # measured fastest on a 2-core CPU (128 is ~25% slower)
     device: str = "cpu"
     # Open a local index once in a child process before using it (about 2 s), so a damaged
     # file that would crash Chroma gives a message instead; check_timeout bounds that open.
     isolated_check: bool = True
-    check_timeout: float = 60.0
+    check_timeout: float = at_least(60.0, 0, above=True)
 
 
 @dataclass(frozen=True)
-class LLMConfig:
-    backend: str = "local"  # local | openai
+class LLMConfig(_Checked):
+    backend: Backend = "local"
     model_path: str = ""  # local: a GGUF file or a transformers dir; "" = shipped SmolLM2
-    dtype: str = "bfloat16"
-    threads: int = 0  # 0 = torch default
+    dtype: DType = "bfloat16"
+    threads: int = at_least(0, 0)  # 0 = torch default
     base_url: str = "http://127.0.0.1:8080/v1"  # openai backend
     model: str = "default"
     api_key: str = ""
-    timeout: float = 120.0
-    max_new_tokens: int = 160
-    temperature: float = 0.0
+    timeout: float = at_least(120.0, 0, above=True)
+    max_new_tokens: int = at_least(160, 1)
+    temperature: float = at_least(0.0, 0)
     seed: int = 0
     # The reply writer's LoRA adapter (scripts/train_writer.py), merged into the local model's weights
     # at load: "auto" = knowledge/writer/ with the shipped SmolLM2 (skipped with a warning when missing),
     # "off" = the base model, or a folder with adapter_config.json.
     adapter: str = "auto"
-    repetition_penalty: float = 1.0  # local generation (1.0: none)
-    no_repeat_ngram_size: int = 0  # local generation: no n-gram of this size twice (0: allowed)
+    repetition_penalty: float = at_least(1.0, 0, above=True)  # local generation (1.0: none)
+    no_repeat_ngram_size: int = at_least(0, 0)  # local generation: no n-gram of this size twice (0: allowed)
 
 
 @dataclass(frozen=True)
-class NLUConfig:
+class NLUConfig(_Checked):
     # A second reading of each message by the LLM (JSON, validated, merged under the rules):
     # "auto" uses it with a served LLM (backend openai) and skips it for the small local one,
     # whose JSON is rarely usable and costs ~3 s a turn on a CPU.
-    llm_extract: str = "auto"  # auto | on | off
+    llm_extract: Switch = "auto"
     # The learned reader of dialogue acts and mention polarity (scripts/train_reader.py): "auto" the
     # shipped one in knowledge/reader/ (the rules alone, with a warning, if it cannot load), "off" the
     # rules alone, or a folder holding reader.pt and reader.json.
@@ -107,51 +159,64 @@ class NLUConfig:
 
 
 @dataclass(frozen=True)
-class RetrievalConfig:
-    candidates: int = 50  # fetched from the store per turn
+class RetrievalConfig(_Checked):
+    candidates: int = at_least(50, 1)  # fetched from the store per turn
     # A broad request ("a comedy": genres or a mood, no liked film, person or theme) searches wider and
     # leans on popularity (ReDial mentions), so it starts from films people know, not the nearest texts.
-    broad_candidates: int = 300
-    popularity_weight: float = 0.01  # weight of log(1 + popularity) in the score
-    broad_popularity_weight: float = 0.04
-    show: int = 5  # recommended per turn
-    max_message_chars: int = 4000  # longer messages are truncated (with a notice)
+    broad_candidates: int = at_least(300, 1)
+    show: int = at_least(5, 1)  # recommended per turn
+    max_message_chars: int = at_least(4000, 1)  # longer messages are truncated (with a notice)
 
 
 @dataclass(frozen=True)
-class ServeConfig:
+class ServeConfig(_Checked):
     host: str = "127.0.0.1"
-    port: int = 7860
-    concurrency: int = 2  # turns processed at once
-    max_queue: int = 64
+    port: int = at_least(7860, 0)
+    concurrency: int = at_least(2, 1)  # turns processed at once
+    max_queue: int = at_least(64, 1)
     # Logins, "user:password,user2:password2" (better set as CRS_SERVE__AUTH than in a file);
     # each user then has their own profile. "" = no login, one local user.
     auth: str = ""
     # Conversations held in memory: one idle longer than this is forgotten (the page then starts
     # a new one and says so), at most max_sessions are kept (the least recently used goes first),
     # and each keeps its last max_turns turns (the belief keeps what older ones said).
-    session_idle_minutes: float = 60.0
-    max_sessions: int = 1000
-    max_turns: int = 50
+    session_idle_minutes: float = at_least(60.0, 0, above=True)
+    max_sessions: int = at_least(1000, 1)
+    max_turns: int = at_least(50, 1)
 
 
 @dataclass(frozen=True)
-class ProfileConfig:
+class ProfileConfig(_Checked):
     db_path: str = ""  # SQLite file for users, profiles and conversation logs; "" = <data_dir>/crs.db
-    block_size: int = 5  # history items per summarised block
-    method: str = "hierarchical"  # hierarchical | recurrent (how block summaries are combined)
-    max_chars: int = 4000  # longest profile text accepted
+    block_size: int = at_least(5, 1)  # history items per summarised block
+    method: SummaryMethod = "hierarchical"  # how block summaries are combined
+    max_chars: int = at_least(4000, 1)  # longest profile text accepted
 
 
 @dataclass(frozen=True)
-class ScorerConfig:
+class ScorerConfig(_Checked):
     # A crs.seqrec checkpoint (`crs train seqrec --out DIR` writes DIR/model.pt); "" = no sequential
     # model: candidates are ranked by retrieval, matched preferences and popularity. The default is
     # the shipped SASRec trained on ReDial dialogues (scripts/train_demo_scorer.py); it is skipped with
     # a warning when it is missing or matches none of the catalog's items.
     checkpoint: str = str(DEFAULT_SCORER)
-    weight: float = 0.1  # weight of the model's z-scored candidate scores added to the retrieval score
     model_dir: str = ""  # DUIP only: the LLM's transformers dir if not the one it was trained with
+
+
+@dataclass(frozen=True)
+class ScoringConfig(_Checked):
+    """How the agent ranks candidates: the retrieval similarity (the scale, weight 1) plus these terms.
+    ``crs eval redial`` ranks with the same weights in its "agent's [scoring] weights" row."""
+
+    sequential: float = at_least(0.1, 0)  # times the sequential model's z-scored candidate score
+    popularity: float = at_least(0.01, 0)  # times log(1 + popularity)
+    # A broad request ("a comedy": genres or a mood, no liked film, person or theme) leans on popularity
+    # (ReDial mentions), so it starts from films people know, not the nearest texts.
+    broad_popularity: float = at_least(0.04, 0)
+    genre: float = at_least(0.08, 0)  # per liked genre a film has, times how strongly it was said
+    person: float = at_least(0.2, 0)  # per liked person in its cast or among its directors
+    keyword_like: float = at_least(0.15, 0)  # a liked theme found in its text ("time travel")
+    keyword_dislike: float = at_least(0.2, 0)  # a disliked one ("less violent"): it sinks, it is not banned
 
 
 @dataclass(frozen=True)
@@ -165,6 +230,7 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
 
 def _coerce(value: object, typ: object, where: str) -> object:
@@ -187,6 +253,8 @@ def _coerce(value: object, typ: object, where: str) -> object:
                 return scalar(value)  # type: ignore[operator]
             except (TypeError, ValueError):
                 raise ConfigError(f"{where}: expected {scalar.__name__}, got {value!r}") from None
+    if get_origin(typ) is Literal:
+        return value if isinstance(value, str) else str(value)
     if isinstance(typ, types.UnionType):
         raise ConfigError(f"{where}: unsupported type {typ}")
     return value
@@ -195,6 +263,9 @@ def _coerce(value: object, typ: object, where: str) -> object:
 def _section(cls: type, values: Mapping[str, object], name: str) -> object:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if (name, key) in MOVED:
+            raise ConfigError(f"[{name}] {key} has moved: set {MOVED[name, key]} instead")
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"unknown key(s) in [{name}]: {', '.join(unknown)}; known: {', '.join(sorted(names))}")

@@ -1,4 +1,4 @@
-"""Build knowledge/movies.jsonl.gz from prust/wikipedia-movie-data (see ../shared/data).
+"""Build knowledge/movies.jsonl.gz from prust/wikipedia-movie-data (under [paths] data_root, ../shared/data).
 
 Usage: python scripts/build_demo_catalog.py [SRC_DIR] [OUT] [REDIAL_MOVIES_CSV]
 
@@ -98,7 +98,10 @@ def add_popularity(items: list[dict], mentions: dict[tuple[str, int], int]) -> i
 
 
 def main(argv: list[str]) -> int:
-    src = argv[1] if len(argv) > 1 else "../shared/data/wikipedia-movie-data"
+    from crs.config import load_config
+
+    data_root = load_config().paths.data_root
+    src = argv[1] if len(argv) > 1 else str(data_root / "wikipedia-movie-data")
     dst = argv[2] if len(argv) > 2 else "knowledge/movies.jsonl.gz"
     rows: list[dict] = []
     for path in sorted(glob.glob(os.path.join(src, "movies-*.json.gz"))):
@@ -108,7 +111,7 @@ def main(argv: list[str]) -> int:
         print(f"no movies-*.json.gz under {src}", file=sys.stderr)
         return 1
     items = merge(rows)
-    redial = argv[3] if len(argv) > 3 else "../shared/data/redial/official/movies_with_mentions.csv"
+    redial = argv[3] if len(argv) > 3 else str(data_root / "redial" / "official" / "movies_with_mentions.csv")
     if os.path.exists(redial):
         print(f"popularity from ReDial mentions: {add_popularity(items, redial_mentions(redial))} films matched")
     else:

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.catalog import normalize_title, split_title_year  # noqa: E402
-from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.eval.redial_data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.understand.text import phrase_keys  # noqa: E402
 
 _AT = re.compile(r"@(\d+)")
@@ -37,8 +37,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("knowledge/reader/phrases.json.gz"))
     args = ap.parse_args()
-    evaluated = file_dialogue_ids(DEFAULT_TURNS)
-    dialogues = [d for d in load_dialogues(DEFAULT_TRAIN) if str(d["conversationId"]) not in evaluated]
+    evaluated = file_dialogue_ids(RedialFiles.from_config().turns)
+    dialogues = [
+        d for d in load_dialogues(RedialFiles.from_config().train) if str(d["conversationId"]) not in evaluated
+    ]
     plain: Counter[str] = Counter()
     marked: Counter[str] = Counter()
     for d in dialogues:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.eval.redial_data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.understand.redial_acts import ACTS, POLARITIES, SeekerTurn, turns_by_split  # noqa: E402
 
 _AT = re.compile(r"@(\d+)")
@@ -47,7 +47,9 @@ def render(turn: SeekerTurn) -> str:
 
 def prepare(out: Path, chunks: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    splits = turns_by_split(load_dialogues(DEFAULT_TRAIN), file_dialogue_ids(DEFAULT_TURNS))
+    splits = turns_by_split(
+        load_dialogues(RedialFiles.from_config().train), file_dialogue_ids(RedialFiles.from_config().turns)
+    )
     turns = [t for s in ("train", "dev", "test") for t in splits[s]]
     size = -(-len(turns) // chunks)
     for c in range(chunks):

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from crs.eval.redial_data import DEFAULT_MOVIES, DEFAULT_TRAIN, dialogue_mentions, load_dialogues  # noqa: E402
+from crs.eval.redial_data import RedialFiles, dialogue_mentions, load_dialogues  # noqa: E402
 from crs.eval.redial_model import SeqTrainConfig, train_sasrec  # noqa: E402
 
 log = logging.getLogger("train_demo_scorer")
@@ -60,8 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     from crs.seqrec.checkpoint import save
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--train", nargs="+", type=Path, default=list(DEFAULT_TRAIN), help="raw ReDial dialogue files")
-    p.add_argument("--movies", type=Path, default=DEFAULT_MOVIES, help="ReDial movies_with_mentions.csv")
+    p.add_argument(
+        "--train", nargs="+", type=Path, default=list(RedialFiles.from_config().train), help="raw ReDial dialogue files"
+    )
+    p.add_argument(
+        "--movies", type=Path, default=RedialFiles.from_config().movies, help="ReDial movies_with_mentions.csv"
+    )
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--holdout", type=float, default=0.0, help="share of dialogues kept out for a check (0: none)")

@@ -31,7 +31,7 @@ from tqdm import tqdm  # noqa: E402
 
 from crs.catalog import load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
-from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.eval.redial_data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.understand.nlu import Linker  # noqa: E402
 from crs.understand.reader import encode, encoder_dir  # noqa: E402
 from crs.understand.reader_data import Example, examples, label_counts, load_labels, synthetic_examples  # noqa: E402
@@ -142,7 +142,9 @@ def main() -> None:
     cfg_app = load_config()
     linker = Linker(load_catalog(cfg_app.catalog.path, cfg_app.catalog.format))
     labels = load_labels()
-    splits = turns_by_split(load_dialogues(DEFAULT_TRAIN), file_dialogue_ids(DEFAULT_TURNS))
+    splits = turns_by_split(
+        load_dialogues(RedialFiles.from_config().train), file_dialogue_ids(RedialFiles.from_config().turns)
+    )
     synthetic = synthetic_examples()
     dev = examples(splits["dev"], labels, linker, seed=1) + [e for e in synthetic if e.key.startswith("dev")]
     train_syn = [e for e in synthetic if not e.key.startswith("dev")]

@@ -29,7 +29,7 @@ from tqdm import tqdm  # noqa: E402
 
 from crs.catalog import load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
-from crs.eval.redial_data import DEFAULT_TRAIN, DEFAULT_TURNS, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.eval.redial_data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.llm.local import ensure_local_model  # noqa: E402
 from crs.reply.prompts import Prompts  # noqa: E402
 from crs.reply.writer_data import (  # noqa: E402
@@ -74,8 +74,8 @@ def main() -> None:
     cfg = load_config()
     linker = Linker(load_catalog(cfg.catalog.path, cfg.catalog.format))
     index = linker.index
-    evaluated = file_dialogue_ids(DEFAULT_TURNS)
-    dialogues = load_dialogues(DEFAULT_TRAIN)
+    evaluated = file_dialogue_ids(RedialFiles.from_config().turns)
+    dialogues = load_dialogues(RedialFiles.from_config().train)
     labels = load_labels()
     split = {str(d["conversationId"]): split_of(str(d["conversationId"]), evaluated) for d in dialogues}
     train_all = writer_examples([d for d in dialogues if split[str(d["conversationId"])] == "train"], index, labels)

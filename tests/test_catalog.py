@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from crs.catalog import Catalog, CatalogError, Item, load_catalog, normalize_title, split_title_year
+from crs.config import load_config
 
-REDIAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "redial"
+REDIAL = load_config(env={}).paths.data_root / "redial"
 
 
 def test_demo_catalog_is_merged_and_stable(catalog: Catalog) -> None:
@@ -107,7 +108,7 @@ def test_missing_catalog_and_unknown_format(tmp_path: Path) -> None:
         load_catalog(bad_csv)
 
 
-@pytest.mark.skipif(not REDIAL.exists(), reason="../shared/data/redial is not beside the checkout")
+@pytest.mark.skipif(not REDIAL.exists(), reason="no redial/ under [paths] data_root")
 def test_redial_formats() -> None:
     movies = load_catalog(REDIAL / "official" / "movies_with_mentions.csv")
     assert len(movies) > 6000

@@ -14,10 +14,11 @@ import pytest
 
 from crs.app.cli_profile import match, read_movies, read_ratings
 from crs.catalog import Catalog, normalize_title
+from crs.config import load_config
 from crs.profiles.text import ProfileError
 from tests.test_cli import run_crs, small_file  # noqa: F401  (small_file: a fixture)
 
-ML = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-latest-small"
+ML = load_config(env={}).paths.data_root / "movielens-latest-small"
 
 
 def crs(*args: str, tmp_path: Path, stdin: str | None = None, env: dict[str, str] | None = None):  # noqa: ANN201

@@ -19,7 +19,7 @@ import pytest
 
 import crs.llm.base as llm
 import crs.llm.local as llm_local
-from crs.config import Config, LLMConfig, PathsConfig
+from crs.config import Config, ConfigError, LLMConfig, PathsConfig
 from crs.llm.base import ChatModel, LLMError, Message, cut_at_stop
 from crs.llm.local import LocalChatModel
 from crs.llm.openai_compat import OpenAIChatModel
@@ -80,7 +80,7 @@ def test_load_chat_model_choices(tmp_path: Path) -> None:
     cfg = make_config(tmp_path / "cache", tmp_path / "data", backend="openai")
     model = load_chat_model(cfg)
     assert isinstance(model, OpenAIChatModel) and model.name == "openai:default"
-    with pytest.raises(LLMError, match="local, openai"):
+    with pytest.raises(ConfigError, match="choose one of: local, openai"):  # refused by the config itself
         load_chat_model(replace(cfg, llm=replace(cfg.llm, backend="llamafile")))
 
 
@@ -105,7 +105,7 @@ def test_bad_model_paths(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(LLMError, match="config.json"):
         llm_local.ensure_local_model(replace(cfg, llm=replace(cfg.llm, model_path=str(tmp_path / "empty"))))
-    with pytest.raises(LLMError, match="dtype"):
+    with pytest.raises(ConfigError, match="dtype = 'bfloat17' is not allowed"):
         LocalChatModel(replace(cfg, llm=replace(cfg.llm, dtype="bfloat17")))
 
 

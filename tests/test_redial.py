@@ -16,10 +16,8 @@ import pytest
 from crs.app.cli import main
 from crs.eval.redial import FULL_ROW, Recall, TurnFeatures, fuse
 from crs.eval.redial_data import (
-    DEFAULT_MOVIES,
-    DEFAULT_TRAIN,
-    DEFAULT_TURNS,
     RedialDataError,
+    RedialFiles,
     load_redial_catalog,
     processed_turns,
     read_turns,
@@ -27,7 +25,8 @@ from crs.eval.redial_data import (
 )
 from crs.eval.redial_model import DEFAULT_WEIGHTS, FEATURES, Components, SeqTrainConfig, train_components
 
-pytestmark = pytest.mark.skipif(not DEFAULT_TURNS.exists(), reason="ReDial data not present")
+FILES = RedialFiles.from_config()
+pytestmark = pytest.mark.skipif(not FILES.turns.exists(), reason="ReDial data not present")
 N_TURNS = 30
 
 
@@ -41,16 +40,16 @@ def slice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """turns.jsonl (30 processed turns), train.jsonl (80 KGSF + 20 iEvaLM raw dialogues: the
     iEvaLM ones are in the turn file's dialogues), movies.csv (what they mention)."""
     root = tmp_path_factory.mktemp("redial")
-    turn_lines = _lines(DEFAULT_TURNS)[:N_TURNS]
+    turn_lines = _lines(FILES.turns)[:N_TURNS]
     (root / "turns.jsonl").write_text("".join(turn_lines), encoding="utf-8")
-    train = _lines(DEFAULT_TRAIN[0])[:80] + _lines(DEFAULT_TRAIN[1])[:20]
+    train = _lines(FILES.train[0])[:80] + _lines(FILES.train[1])[:20]
     (root / "train.jsonl").write_text("".join(train), encoding="utf-8")
     names = set()
     for line in turn_lines:
         rec = json.loads(line)
         names.update(re.sub(r"\s+", " ", n).strip() for n in rec["entity"] + rec["rec"])
     ids = {i for line in train for i in re.findall(r"@(\d+)", line)}
-    with open(DEFAULT_MOVIES, encoding="utf-8") as fh, open(root / "movies.csv", "w", encoding="utf-8") as out:
+    with open(FILES.movies, encoding="utf-8") as fh, open(root / "movies.csv", "w", encoding="utf-8") as out:
         reader = csv.DictReader(fh)
         writer = csv.DictWriter(out, reader.fieldnames or [])
         writer.writeheader()
@@ -156,7 +155,7 @@ def test_no_repeat_drops_repeated_gold_and_ranks_without_mentioned() -> None:
 
 
 def test_bad_turn_files(tmp_path: Path) -> None:
-    catalog = load_redial_catalog(DEFAULT_MOVIES, None)
+    catalog = load_redial_catalog(FILES.movies, None)
     with pytest.raises(RedialDataError, match="not found"):
         read_turns(tmp_path / "missing.jsonl", catalog)
     bad = tmp_path / "bad.jsonl"
@@ -173,7 +172,7 @@ def test_bad_turn_files(tmp_path: Path) -> None:
 
 
 def test_profile_uses_only_the_seekers_earlier_training_dialogues(tmp_path: Path) -> None:
-    catalog = load_redial_catalog(DEFAULT_MOVIES, None)
+    catalog = load_redial_catalog(FILES.movies, None)
     all_ids = [it.id for it in catalog]
     a, b, c, d = all_ids[:4]
 

@@ -45,7 +45,7 @@ def test_score_fuses_sequential_scores_and_never_returns_rejected_items() -> Non
     belief = BeliefState(preferences=(Preference("item", "hated", -1),))
     cands = [Candidate(Item(i, i.title(), 2000), s, s) for i, s in [("a", 0.60), ("b", 0.55), ("hated", 0.50)]]
     assert [c.item.id for c in score(cands, belief)] == ["a", "b"]
-    fused = score(cands, belief, seq_scores={"b": 2.0, "hated": 100.0}, seq_weight=0.1)
+    fused = score(cands, belief, seq_scores={"b": 2.0, "hated": 100.0})
     assert [c.item.id for c in fused] == ["b", "a"]  # the model's pick moves up; the rejected one stays out
     assert fused[0].score == pytest.approx(0.55 + 0.2 + 0.01 * np.log1p(0.0))
 
@@ -102,7 +102,7 @@ def test_sequential_score_changes_the_agents_ranking(
 
     torch.manual_seed(0)
     llm = ScriptedChatModel(default="Here are some picks.")
-    cfg = test_config(tmp_path, scorer={"weight": 0.5})
+    cfg = test_config(tmp_path, scoring={"sequential": 0.5})
 
     def run(agent: Agent) -> tuple[list[str], list[str], str]:
         events = list(agent.step(Session(), "I loved Alien"))

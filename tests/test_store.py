@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from crs.catalog import Catalog, Item
-from crs.config import Config, StoreConfig
+from crs.config import Config, ConfigError, StoreConfig
 from crs.rank.store import Embedder, Hit, ItemStore, StoreError, embed_text, first_sentences, genre_key
 
 PICKED = ("aliens-1986", "the-thing-1982", "predator-1987", "the-terminator-1984", "ghostbusters-1984")
@@ -343,5 +343,5 @@ def test_subset_filter_applies_to_the_demo_catalog_only(tmp_path: Path) -> None:
     assert [i.id for i in index_subset(dataclasses.replace(forced), mixed)] == ["new"]
     off = dataclasses.replace(demo, catalog=dataclasses.replace(demo.catalog, subset="off"))
     assert len(index_subset(off, old)) == 36
-    with pytest.raises(CatalogError, match="subset must be"):
+    with pytest.raises(ConfigError, match="subset = 'maybe' is not allowed; choose one of: auto, on, off"):
         index_subset(dataclasses.replace(demo, catalog=dataclasses.replace(demo.catalog, subset="maybe")), old)

@@ -79,5 +79,5 @@ def test_a_broad_request_leans_on_popularity_but_keeps_to_its_genre() -> None:
     ]
     narrow = [c.item.id for c in score(cands, belief, k=3)]
     assert narrow[0] == "obscure"  # similarity decides when popularity weighs little
-    broad = [c.item.id for c in score(cands, belief, k=3, popularity_weight=0.04, genre_first=True)]
+    broad = [c.item.id for c in score(cands, belief, k=3, broad=True)]
     assert broad == ["sandlot", "obscure", "inception"]

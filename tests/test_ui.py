@@ -182,7 +182,7 @@ def test_serve_rejects_bad_settings_before_loading_anything(
     from crs.app.cli import main
 
     assert main(["serve", "--max-queue", "0"]) == 2
-    assert "crs: error: [serve] concurrency and max_queue must be at least 1" in capsys.readouterr().err
+    assert "crs: error: [serve] max_queue = 0: must be at least 1" in capsys.readouterr().err
     monkeypatch.setenv("CRS_SERVE__AUTH", "ann:secret-pw,bob")
     assert main(["serve"]) == 2
     err = capsys.readouterr().err

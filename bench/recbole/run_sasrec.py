@@ -29,7 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "bench" / "recbole" / "work"
-GAMES = ROOT.parent / "shared" / "data" / "amazon-sasrec-video" / "Video.txt.gz"
+# RecBole runs in its own venv without crs: the data root is read from the same setting crs uses.
+DATA_ROOT = Path(os.environ.get("CRS_PATHS__DATA_ROOT") or ROOT.parent / "shared" / "data")
+GAMES = DATA_ROOT / "amazon-sasrec-video" / "Video.txt.gz"
 RESULTS = ROOT / "bench" / "results" / "seqrec"
 
 log = logging.getLogger("bench.recbole")

@@ -65,13 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--simulator", choices=["rules", "llm"], default="rules")
     sm.add_argument("--max-turns", type=int, default=5)
     sm.add_argument("--seed", type=int, default=0)
-    from crs.eval.redial_data import DEFAULT_INFO, DEFAULT_MOVIES
-
     rd = ev.add_parser("redial", help="ReDial Recall@1/10/50 of the pipeline (trains on dialogues not in --turns)")
     rd.add_argument("--turns", required=True, help="recommender turns: iEvaLM processed jsonl(.gz) or raw ReDial")
     rd.add_argument("--out", required=True, help="report JSON file")
-    rd.add_argument("--movies", default=str(DEFAULT_MOVIES), help="movies_with_mentions.csv")
-    rd.add_argument("--info", default=str(DEFAULT_INFO), help="id2info.json(.gz): genres, cast, plots ('' for none)")
+    rd.add_argument("--movies", help="movies_with_mentions.csv (default: under [paths] data_root)")
+    rd.add_argument("--info", help="id2info.json(.gz): genres, cast, plots ('' for none; default: under data_root)")
     rd.add_argument("--model-dir", help="trained components: loaded when present, else trained and written here")
     rd.add_argument("--limit", type=int, help="evaluate only the first N turns")
     rd.add_argument("--turn-format", choices=["auto", "processed", "raw"], default="auto")
@@ -200,10 +198,6 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
     from crs.agent import Agent
     from crs.app.ui import launch, parse_auth
 
-    if cfg.serve.concurrency < 1 or cfg.serve.max_queue < 1:
-        raise ConfigError("[serve] concurrency and max_queue must be at least 1")
-    if cfg.serve.max_sessions < 1 or cfg.serve.max_turns < 1 or not cfg.serve.session_idle_minutes > 0:
-        raise ConfigError("[serve] max_sessions and max_turns must be at least 1, session_idle_minutes above 0")
     logins = parse_auth(cfg.serve.auth)  # checked before the slow start
     agent = Agent.from_config(cfg)
     who = f"{len(logins)} user login(s)" if logins else "one local user, no login"
@@ -232,7 +226,7 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
     if args.eval_command == "redial":
         from crs.eval.redial import redial_command
 
-        return redial_command(args, cfg.paths.cache_dir)
+        return redial_command(args, cfg)
     if args.eval_command == "seqrec":
         from crs.app.cli_seqrec import cmd_eval_seqrec
 

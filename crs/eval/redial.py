@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from crs.catalog import Catalog
+from crs.config import Config
 from crs.eval.redial_data import RecTurn
 from crs.eval.redial_model import DEFAULT_WEIGHTS, FEATURES, Components, Weights
 from crs.state import BeliefState, BeliefUpdate, apply
@@ -578,26 +579,29 @@ def run_redial(run: RedialRun) -> dict[str, object]:
     return report
 
 
-def redial_command(args: object, cache_dir: Path) -> int:
-    """``crs eval redial``: run, print the markdown table, 2 with one error line on bad input."""
+def redial_command(args: object, cfg: Config) -> int:
+    """``crs eval redial``: run, print the markdown table, 2 with one error line on bad input.
+    Files not given come from the config's ``[paths] data_root``."""
     import sys
 
     from crs.catalog import CatalogError
-    from crs.eval.redial_data import DEFAULT_MOVIELENS, DEFAULT_TRAIN, RedialDataError
+    from crs.eval.redial_data import RedialDataError, RedialFiles
 
     a = vars(args)
+    files = RedialFiles.from_config(cfg)
     movielens = a.get("movielens")
+    info = files.info if a.get("info") is None else a["info"]
     run = RedialRun(
         turns=Path(a["turns"]),
         out=Path(a["out"]),
-        movies=Path(a["movies"]),
-        info=Path(a["info"]) if a.get("info") else None,
+        movies=Path(a.get("movies") or files.movies),
+        info=Path(info) if info else None,
         model_dir=Path(a["model_dir"]) if a.get("model_dir") else None,
-        cache_dir=cache_dir,
+        cache_dir=cfg.paths.cache_dir,
         limit=a.get("limit"),
         fmt=a.get("turn_format") or "auto",
-        train_files=tuple(Path(p) for p in a.get("train") or DEFAULT_TRAIN),
-        movielens=DEFAULT_MOVIELENS if movielens is None else (Path(movielens) if movielens else None),
+        train_files=tuple(Path(p) for p in a.get("train") or files.train),
+        movielens=files.movielens if movielens is None else (Path(movielens) if movielens else None),
         seq_epochs=a.get("epochs") or 60,
         cross_fit=1 if a.get("cross_fit") is None else a["cross_fit"],
     )

@@ -24,18 +24,48 @@ from pathlib import Path
 from typing import Literal
 
 from crs.catalog import Catalog, CatalogError, Item, load_redial_info, load_redial_movies
+from crs.config import Config, load_config
 
 log = logging.getLogger(__name__)
 
-REDIAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "redial"
-DEFAULT_TURNS = REDIAL_DIR / "ievalm_processed" / "valid_data_processed.jsonl.gz"
-DEFAULT_MOVIES = REDIAL_DIR / "official" / "movies_with_mentions.csv"
-DEFAULT_INFO = REDIAL_DIR / "ievalm_processed" / "id2info.json.gz"
-DEFAULT_TRAIN = (
-    REDIAL_DIR / "partial_train" / "kgsf_valid_data.jsonl.gz",
-    REDIAL_DIR / "partial_train" / "ievalm_valid_data.jsonl.gz",
-)
-DEFAULT_MOVIELENS = REDIAL_DIR.parent / "movielens-latest-small"
+
+@dataclass(frozen=True)
+class RedialFiles:
+    """Where the ReDial files are, under the config's ``[paths] data_root`` (``../shared/data``)."""
+
+    data_root: Path
+
+    @classmethod
+    def from_config(cls, cfg: Config | None = None) -> RedialFiles:
+        return cls((cfg or load_config()).paths.data_root)
+
+    @property
+    def root(self) -> Path:
+        return self.data_root / "redial"
+
+    @property
+    def turns(self) -> Path:  # the validation file, iEvaLM processed
+        return self.root / "ievalm_processed" / "valid_data_processed.jsonl.gz"
+
+    @property
+    def movies(self) -> Path:
+        return self.root / "official" / "movies_with_mentions.csv"
+
+    @property
+    def info(self) -> Path:
+        return self.root / "ievalm_processed" / "id2info.json.gz"
+
+    @property
+    def train(self) -> tuple[Path, ...]:  # raw training dialogues
+        return (
+            self.root / "partial_train" / "kgsf_valid_data.jsonl.gz",
+            self.root / "partial_train" / "ievalm_valid_data.jsonl.gz",
+        )
+
+    @property
+    def movielens(self) -> Path:
+        return self.data_root / "movielens-latest-small"
+
 
 Role = Literal["seeker", "recommender"]
 _PLACEHOLDER = re.compile(r"@(\d+)")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from crs.catalog import Catalog, Item
+from crs.config import ScoringConfig
 from crs.rank.exclusion import Exclusion
 from crs.state import BeliefState, ToolCall, ToolEvent, ToolResult
 from crs.understand.lexicon import THEMES
@@ -32,10 +33,6 @@ class Candidate:
     similarity: float  # cosine similarity to the query, from the store
     score: float  # fused score used for ranking
     reasons: tuple[str, ...] = ()  # liked attributes it matches, for explanations
-
-
-GENRE_BONUS = 0.08  # added to the similarity per liked genre a film has (times how strongly it was said)
-PERSON_BONUS = 0.2  # per liked person in its cast or among its directors
 
 
 def retrieve(
@@ -106,17 +103,21 @@ def score(
     belief: BeliefState,
     k: int = 5,
     seq_scores: Mapping[str, float] | None = None,
-    seq_weight: float = 0.1,
     exclusion: Exclusion | None = None,
-    popularity_weight: float = 0.01,
-    genre_first: bool = False,
+    weights: ScoringConfig | None = None,
+    broad: bool = False,
 ) -> list[Candidate]:
     """Rank candidates: similarity, plus liked genres, people and themes they match (weighted
-    by how strongly each was said: "love" 1.5, "kind of like" 0.5), plus ``popularity_weight`` times the log of the
-    popularity
-    prior, plus ``seq_weight`` times the sequential model's score (``seq_scores``: item id ->
-    z-score from ``crs.rank.scorer.SeqScorer``; items it lacks get 0). Items the user rejected or has
-    seen never come back, whatever their scores."""
+    by how strongly each was said: "love" 1.5, "kind of like" 0.5), plus a weight times the log of
+    the popularity prior (``weights.broad_popularity`` for a ``broad`` request), plus
+    ``weights.sequential`` times the sequential model's score (``seq_scores``: item id -> z-score
+    from ``crs.rank.scorer.SeqScorer``; items it lacks get 0). The weights are the config's
+    ``[scoring]``. Items the user rejected or has seen never come back, whatever their scores.
+
+    A ``broad`` request names what it wants by genre: films of a liked genre come first, so a
+    well-known film of another kind ("Inception" for "a sports movie") does not outrank them."""
+    w = weights or ScoringConfig()
+    popularity_weight = w.broad_popularity if broad else w.popularity
     seq_scores = seq_scores or {}
     strength = {
         (p.kind, p.value.casefold()): p.strength for p in belief.preferences if p.polarity > 0 and p.kind != "item"
@@ -130,25 +131,22 @@ def score(
         matched = [("genre", g) for g in cand.item.genres if ("genre", g.casefold()) in strength]
         matched += [("person", p) for p in cand.item.people if ("person", p.casefold()) in strength]
         reasons = [value for _, value in matched]
-        bonus = popularity_weight * math.log1p(cand.item.popularity) + seq_weight * seq_scores.get(cand.item.id, 0.0)
+        bonus = popularity_weight * math.log1p(cand.item.popularity) + w.sequential * seq_scores.get(cand.item.id, 0.0)
         # A person is exact and asked for by name; a genre is broad: a liked person's film weighs more.
         bonus += sum(
-            (PERSON_BONUS if kind == "person" else GENRE_BONUS) * strength[(kind, value.casefold())]
-            for kind, value in matched
+            (w.person if kind == "person" else w.genre) * strength[(kind, value.casefold())] for kind, value in matched
         )
         text = " ".join((cand.item.summary, *cand.item.genres)).casefold()
         for keyword, polarity, weight in keywords:
             if any(stem in text for stem in KEYWORD_STEMS.get(keyword.casefold(), (keyword.casefold(),))):
                 # "less violent", "no gore": such films sink, they are not banned (text matching is loose).
-                bonus += (0.15 if polarity > 0 else 0.2) * polarity * weight
+                bonus += (w.keyword_like if polarity > 0 else w.keyword_dislike) * polarity * weight
                 if polarity > 0:
                     reasons.append(keyword)
         ranked.append(Candidate(cand.item, cand.similarity, cand.similarity + bonus, tuple(reasons)))
     ranked.sort(key=lambda c: -c.score)
-    if genre_first:
-        # A broad request names what it wants by genre: films of a liked genre come first, so a well-known
-        # film of another kind ("Inception" for "a sports movie") does not outrank them.
-        liked = {g.casefold() for g in belief.liked_genres}
+    liked = {g.casefold() for g in belief.liked_genres}
+    if broad and liked:
         ranked.sort(key=lambda c: not any(g.casefold() in liked for g in c.item.genres))
     return ranked[:k]
 
