@@ -24,10 +24,10 @@ from crs.profiles.text import (
     suppressed_keys,
     with_profile,
 )
+from crs.rank.candidates import Candidate, lookup_item, retrieve, score
 from crs.rank.exclusion import Exclusion
-from crs.rank.scorer import ScorerError, SeqScorer
+from crs.rank.scorer import ScorerError, SeqScorer, sequential_scores
 from crs.rank.store import IndexReport, ItemStore, StoreError
-from crs.rank.tools import Candidate, retrieve, run_tool, score
 from crs.reply import answers, compose
 from crs.reply.grounding import GroundingGuard, films_named
 from crs.reply.prompts import Prompts
@@ -41,12 +41,12 @@ from crs.state import (
     Session,
     StateEvent,
     TokenEvent,
-    ToolEvent,
     Turn,
     apply,
     dropped_constraints,
     mark_shown,
 )
+from crs.tools import ToolCalls
 from crs.understand import nlu
 from crs.understand.extract import llm_extract, merge_rules_first
 from crs.understand.intents import Intent, shift_topic, without_forgotten
@@ -174,7 +174,7 @@ class Agent:
             yield FinalEvent(reply, (), session.belief, "ask")
             return
         turn_no = len(session.turns) + 1
-        tools: list[ToolEvent] = []
+        calls = ToolCalls()
         profile = self._profile(session)
         request = profile_request(message) if self.profiles is not None and session.user else None
         if request is not None:
@@ -184,14 +184,8 @@ class Agent:
         intent = reading.intent
         update = reading.update
         if self.use_llm_extraction and not {"ask_item", "ask_why"} & set(reading.acts):
-            extracted, event = run_tool(
-                "extract",
-                lambda text: llm_extract(text, self.llm, self.prompts, self.linker, turn_no),
-                lambda out: f"{len(out.preferences)} preferences, {len(out.seen)} seen",
-                text=message,
-            )
-            tools.append(event)
-            yield event
+            extracted = llm_extract(message, self.llm, self.prompts, self.linker, turn_no, calls=calls)
+            yield from calls.take()
             update = merge_rules_first(update, extracted)
         if intent.shift:
             update = shift_topic(update, self._profiled(session.belief, profile, session, update))
@@ -210,29 +204,22 @@ class Agent:
                 # "something newer": keep searching for what the last request asked for.
                 query = "\n".join([query, self.query_text(None, belief, session.turns[-1].user)])
             try:
-                shown, tool_events = self._recommend(query, belief)
+                shown = self._recommend(query, belief, calls)
             except StoreError as exc:  # a damaged index or a failing Chroma server: the turn still ends
                 log.error("item store failed: %s", exc)
                 reply = "I cannot search the catalog right now: the item index failed (see the notice)."
                 yield NoticeEvent(f"The item index failed: {exc}")
                 yield TokenEvent(reply)
                 session.belief = own  # what the user said this turn is kept
-                session.turns.append(Turn(turn_no, message, reply, "error", (), update, tuple(tools)))
+                session.turns.append(Turn(turn_no, message, reply, "error", (), update, tuple(calls.events)))
                 yield FinalEvent(reply, (), belief, "error")
                 return
-            tools += tool_events
-            yield from tool_events
+            yield from calls.take()
             if not shown:
                 act = decide(belief, reading, found=0)
         elif act.item_id is not None and act.kind in ("answer", "explain"):
-            _, event = run_tool(
-                "lookup_item",
-                lambda item_id: self.catalog.get(item_id),
-                lambda out: f"record of {out.label}" if out else "not in the catalog",
-                item_id=act.item_id,
-            )
-            tools.append(event)
-            yield event
+            lookup_item(self.catalog, act.item_id, calls=calls)
+            yield from calls.take()
         reply_parts: list[str] = []
         about = brief(profile, self.catalog) if profile else ""
         for event in self._reply(act, message, belief, shown, intent, profile=about, turn=turn_no):
@@ -247,7 +234,9 @@ class Agent:
             focus = down.id  # "What didn't you like about X?": the answer speaks of X
         belief = replace(mark_shown(belief, [i.id for i in items]), **({"focus": focus} if focus else {}))
         session.belief = replace(mark_shown(own, [i.id for i in items]), **({"focus": focus} if focus else {}))
-        session.turns.append(Turn(turn_no, message, reply, act.kind, tuple(i.id for i in items), update, tuple(tools)))
+        session.turns.append(
+            Turn(turn_no, message, reply, act.kind, tuple(i.id for i in items), update, tuple(calls.events))
+        )
         self._log_turn(session, message, reply, act.kind, [i.id for i in items])
         yield FinalEvent(reply, items, belief, act.kind)
 
@@ -273,7 +262,7 @@ class Agent:
     def _profile_turn(self, session: Session, message: str, request: str, turn_no: int) -> Iterator[Event]:
         """Show the profile, or change it with the ``edit_profile`` tool."""
         assert self.profiles is not None
-        tools: list[ToolEvent] = []
+        calls = ToolCalls()
         act = "show_profile" if request == "show" else "edit_profile"
         try:
             if request == "show":
@@ -284,15 +273,8 @@ class Agent:
                     else "You have no profile yet. Tell me, for example: add that I love westerns."
                 )
             else:
-                edit, event = run_tool(
-                    "edit_profile",
-                    lambda **kw: edit_profile(self.profiles, linker=self.linker, **kw),  # type: ignore[arg-type]
-                    lambda out: out.message,
-                    user=session.user,
-                    instruction=message,
-                )
-                tools.append(event)
-                yield event
+                edit = edit_profile(self.profiles, session.user, message, self.linker, calls=calls)
+                yield from calls.take()
                 reply = edit.message
                 # The newest statement wins: what this conversation said about the same things goes.
                 session.belief = apply(session.belief, BeliefUpdate(retract=edit.keys))
@@ -300,7 +282,7 @@ class Agent:
             yield NoticeEvent(str(exc))
             reply = f"I could not change your profile: {exc}"
         yield TokenEvent(reply)
-        session.turns.append(Turn(turn_no, message, reply, act, (), BeliefUpdate(), tuple(tools)))
+        session.turns.append(Turn(turn_no, message, reply, act, (), BeliefUpdate(), tuple(calls.events)))
         self._log_turn(session, message, reply, act, [])
         profile = self._profile(session)
         yield FinalEvent(reply, (), self._profiled(session.belief, profile, session, BeliefUpdate()), act)
@@ -352,45 +334,34 @@ class Agent:
             parts.append(", ".join(keywords))
         return "\n".join(p for p in parts if p.strip())
 
-    def _recommend(self, query: str, belief: BeliefState) -> tuple[list[Candidate], list[ToolEvent]]:
-        events = []
+    def _recommend(self, query: str, belief: BeliefState, calls: ToolCalls) -> list[Candidate]:
         exclusion = Exclusion.from_belief(belief)
         broad = not (belief.liked_items or belief.values("person", 1) or belief.values("keyword", 1))
         retrieval = self.cfg.retrieval
-        candidates, event = run_tool(
-            "retrieve",
-            lambda **kw: retrieve(self.store, self.catalog, exclusion=exclusion, **kw),
-            lambda out: f"{len(out)} candidates from the item store (left out: {_excluded_summary(exclusion)})",
-            query=query,
+        candidates = retrieve(
+            self.store,
+            self.catalog,
+            query,
             k=retrieval.broad_candidates if broad else retrieval.candidates,
             like_ids=belief.liked_items[-3:],
+            exclusion=exclusion,
             themes=belief.values("keyword", 1),
             people=belief.values("person", 1),
+            calls=calls,
         )
-        events.append(event)
-        seq_scores: dict[str, float] = {}
-        if self.scorer is None:
-            how = "no sequential model: retrieval + popularity"
-        else:
-            seq_scores = self.scorer.scores(belief.liked_items, [c.item.id for c in candidates])
-            known = len(self.scorer.sequence(belief.liked_items))
-            how = (
-                f"sequential model {self.scorer.name} on {known} liked item(s)"
-                if seq_scores
-                else "the sequential model knows none of the liked items: retrieval + popularity"
-            )
-        ranked, event = run_tool(
-            "score",
-            lambda **kw: score(candidates, belief, exclusion=exclusion, **kw),
-            lambda out: "top: " + ", ".join(c.item.label for c in out[:3]) + f" ({how})",
+        seq = sequential_scores(self.scorer, belief.liked_items, [c.item.id for c in candidates], calls=calls)
+        ranked = score(
+            candidates,
+            belief,
             k=retrieval.show,
-            seq_scores=seq_scores or None,
+            seq_scores=seq or None,
+            exclusion=exclusion,
             weights=self.cfg.scoring,
             broad=broad,
+            calls=calls,
         )
-        events.append(event)
         # The last line of defence: nothing the user ruled out is ever shown.
-        return [c for c in ranked if exclusion.allows(c.item)], events
+        return [c for c in ranked if exclusion.allows(c.item)]
 
     def _reply(
         self,
@@ -529,12 +500,3 @@ class Agent:
             yield TokenEvent(text if required.casefold() in text.casefold() else fallback)
         elif not emitted:
             yield TokenEvent(fallback)
-
-
-def _excluded_summary(exclusion: Exclusion) -> str:
-    """What the search leaves out, for the tool step the UI shows."""
-    parts = [f"{len(exclusion.item_ids)} films"] if exclusion.item_ids else []
-    parts += sorted(exclusion.genres) + sorted(exclusion.people)
-    if exclusion.year_min or exclusion.year_max:
-        parts.append(f"years outside {exclusion.year_min or '…'}–{exclusion.year_max or '…'}")
-    return ", ".join(parts) or "nothing"

@@ -11,8 +11,8 @@ import torch
 
 from crs.catalog import Catalog, Item
 from crs.llm.scripted import ScriptedChatModel
+from crs.rank.candidates import Candidate, score
 from crs.rank.scorer import ScorerError, SeqScorer, match_items, title_keys
-from crs.rank.tools import Candidate, score
 from crs.seqrec.data import PAD, SeqDataset
 from crs.state import BeliefState, Preference, Session, ToolEvent
 from tests.conftest import test_config
@@ -108,7 +108,7 @@ def test_sequential_score_changes_the_agents_ranking(
         events = list(agent.step(Session(), "I loved Alien"))
         tools = {e.call.name: e for e in events if isinstance(e, ToolEvent)}
         retrieved = [c.item.id for c in tools["retrieve"].result.output]
-        return [i.id for i in events[-1].items], retrieved, tools["score"].result.summary
+        return [i.id for i in events[-1].items], retrieved, tools["sequential"].result.summary
 
     plain_top, retrieved, summary = run(Agent(cfg, catalog, store, llm))
     assert "no sequential model: retrieval + popularity" in summary

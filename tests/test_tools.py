@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from crs.catalog import Item
-from crs.rank.tools import Candidate, run_tool, score
+from crs.rank.candidates import Candidate, score
 from crs.state import BeliefState, Preference
+from crs.tools import ToolCalls, tool
 
 
 def cand(item_id: str, sim: float, genres: tuple[str, ...] = (), cast: tuple[str, ...] = ()) -> Candidate:
@@ -34,11 +35,22 @@ def test_score_boosts_liked_genres_and_people_and_drops_excluded() -> None:
     assert len(score(cands, belief, k=1)) == 1
 
 
-def test_run_tool_records_the_call() -> None:
-    out, event = run_tool("double", lambda x: 2 * x, lambda r: f"got {r}", x=21)
-    assert out == 42
-    assert event.call.name == "double" and event.call.arguments == {"x": 21}
-    assert event.result.summary == "got 42" and event.result.seconds >= 0
+def test_a_tool_is_a_plain_function_that_records_its_calls_when_asked() -> None:
+    @tool(summary=lambda out, a: f"got {out} from {len(a['secret'])} hidden chars", hidden=("secret",))
+    def double(x: int, secret: str, note: str = "n" * 400) -> int:
+        """Twice x."""
+        return 2 * x
+
+    assert double(4, "pw") == 8 and double.__doc__ == "Twice x." and double.name == "double"
+    calls = ToolCalls()
+    assert double(21, secret="pw", calls=calls) == 42
+    (event,) = calls.take()
+    assert event.call.name == "double" and event.call.arguments == {"x": 21, "note": "n" * 300 + "…"}
+    assert event.result.output == 42 and event.result.summary == "got 42 from 2 hidden chars"
+    assert event.result.seconds >= 0
+    assert calls.take() == [] and len(calls.events) == 1  # take() gives each event once; events keeps all
+    double(1, "x", calls=calls)
+    assert [e.result.output for e in calls.take()] == [2]
 
 
 def test_score_weighs_strength_and_themes() -> None:

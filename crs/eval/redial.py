@@ -7,9 +7,9 @@ so far, the way the agent does it:
    movie ids the data format gives, see ``crs.eval.redial_data``); ``crs.understand.nlu.understand`` reads
    the seeker's utterances into ``crs.state.BeliefUpdate``s, merged with ``crs.state.apply``;
 2. retrieval: the ``crs.rank.store.ItemStore`` vectors (shipped MiniLM over the items' text) against a
-   query built as ``crs.rank.tools.retrieve`` builds it: the seeker's words not under a negation, plus
+   query built as ``crs.rank.candidates.retrieve`` builds it: the seeker's words not under a negation, plus
    the items they like; cosine over the full catalog (``store.search`` with k = all items);
-3. scoring: a weighted sum like ``crs.rank.tools.score`` (similarity, liked-genre bonus, popularity)
+3. scoring: a weighted sum like ``crs.rank.candidates.score`` (similarity, liked-genre bonus, popularity)
    with the sequential scorer (SASRec over the movies mentioned so far), item-item co-occurrence
    in training dialogues and item-item cosine over MovieLens users (``crs.eval.redial_model``);
    the weights are chosen on held-out training dialogues, never on the evaluated file;
@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from crs.catalog import Catalog
-from crs.config import Config
+from crs.config import Config, ScoringConfig
 from crs.eval.redial_data import RecTurn
-from crs.eval.redial_model import DEFAULT_WEIGHTS, FEATURES, Components, Weights
+from crs.eval.redial_model import DEFAULT_WEIGHTS, FEATURES, Components, Weights, agent_weights
 from crs.state import BeliefState, BeliefUpdate, apply
 from crs.understand.nlu import Linker, positive_text, understand
 
@@ -44,6 +44,7 @@ KS = (1, 10, 50)
 QUERY_SEEKER_UTTERANCES = 2  # the seeker's latest utterances make the retrieval query
 QUERY_BATCH = 256  # turns whose queries are embedded together
 CROSS_FIT_TUNING_FOLDS = 3  # per cross-fitted fold: folds of the non-evaluated dialogues that choose its weights
+AGENT_ROW = "the chat agent's [scoring] weights (retrieval, SASRec, popularity, genres; dislikes filtered)"
 FULL_ROW = "+ profile (the seeker's liked movies in their earlier training dialogues)"  # the whole pipeline
 
 
@@ -149,7 +150,7 @@ class Pipeline:
         return TurnFeatures(values, order, disliked, dg, gold, given, linked)
 
     def _similarity(self, vector: np.ndarray | None, liked: list[int]) -> np.ndarray:
-        """Cosine of every item to the query ``crs.rank.tools.retrieve`` would build: the message's
+        """Cosine of every item to the query ``crs.rank.candidates.retrieve`` would build: the message's
         vector plus the mean of the liked items' vectors."""
         if liked:
             mean = self.vectors[liked].mean(0)
@@ -337,6 +338,7 @@ class RedialRun:
     # evaluated file's other dialogues (when the training files hold them, as partial_train holds
     # the validation dialogues) are used too; no dialogue is ever ranked by a model trained on it.
     cross_fit: int = 1
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)  # the agent's weights, for their own row
     progress: bool = True
     threads: int = 1  # torch threads (the CPU is shared)
 
@@ -530,6 +532,7 @@ def run_redial(run: RedialRun) -> dict[str, object]:
         FULL_ROW: (lambda w: w, True),
         "(alone) popularity in training dialogues": (lambda w: {"popularity": 1.0}, False),
         "(alone) SASRec": (lambda w: {"sequential": 1.0}, False),
+        AGENT_ROW: (lambda w: agent_weights(run.scoring, pipeline.components), True),
     }  # fmt: skip
     recalls = {name: Recall() for name in ablation}
     given = linked = 0
@@ -598,6 +601,7 @@ def redial_command(args: object, cfg: Config) -> int:
         info=Path(info) if info else None,
         model_dir=Path(a["model_dir"]) if a.get("model_dir") else None,
         cache_dir=cfg.paths.cache_dir,
+        scoring=cfg.scoring,
         limit=a.get("limit"),
         fmt=a.get("turn_format") or "auto",
         train_files=tuple(Path(p) for p in a.get("train") or files.train),

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from crs.config import ScoringConfig
+
 log = logging.getLogger(__name__)
 
 FEATURES = (
@@ -34,6 +36,21 @@ DEFAULT_WEIGHTS: Weights = {
     "disliked_genre": 1.0,
     "profile": 0.0,  # the seeker's liked movies from their earlier training dialogues
 }
+
+
+def agent_weights(scoring: ScoringConfig, components: Components) -> Weights:
+    """The agent's ``[scoring]`` weights on this pipeline's features, so ReDial measures what the chat
+    ranks with: retrieval similarity as the scale, the sequential model's z-score, log popularity (the
+    feature here is divided by the log of the largest count, so the weight is multiplied back), and
+    one bonus per liked genre. The agent has no co-occurrence, MovieLens or profile term."""
+    top = math.log1p(float(components.pop.max()) or 1.0)
+    return {
+        "retrieval": 1.0,
+        "sequential": scoring.sequential,
+        "popularity": scoring.popularity * top,
+        "genre": scoring.genre,
+        "disliked_genre": 1.0,
+    }
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crs.profiles.text import Profile, ProfileEdit, ProfileError, apply_edit, edit_message
+from crs.tools import tool
 
 if TYPE_CHECKING:
     from crs.config import Config
@@ -279,6 +280,7 @@ class ProfileStore:
         return True
 
 
+@tool(summary=lambda out, a: out.message, hidden=("store", "linker"))
 def edit_profile(
     store: ProfileStore, user: str, instruction: str, linker: Linker, source: str = "edit:chat"
 ) -> ProfileEdit:

@@ -60,3 +60,11 @@ class Exclusion:
             "year_min": self.year_min,
             "year_max": self.year_max,
         }
+
+    def describe(self) -> str:
+        """What a search leaves out, in a few words: "3 films, Horror, years outside 1980–…"."""
+        parts = [f"{len(self.item_ids)} films"] if self.item_ids else []
+        parts += sorted(self.genres) + sorted(self.people)
+        if self.year_min or self.year_max:
+            parts.append(f"years outside {self.year_min or '…'}–{self.year_max or '…'}")
+        return ", ".join(parts) or "nothing"

@@ -4,19 +4,20 @@ A checkpoint's items (``item_ids``, and ``titles`` when it has them) are mapped 
 id first, then by normalised title and year (MovieLens writes "Matrix, The (1999)", the catalog
 "The Matrix" 1999); ``match`` reports how many mapped. The session's liked items, in the order they
 were liked, form the sequence; ``scores`` returns the model's scores of the candidates as z-scores
-over the mapped candidates, which ``crs.rank.tools.score`` fuses with the retrieval score.
+over the mapped candidates, which ``crs.rank.candidates.score`` fuses with the retrieval score.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crs.catalog import Catalog, normalize_title, split_title_year
+from crs.tools import tool
 
 if TYPE_CHECKING:
     from crs.seqrec.base import SeqRecModel
@@ -158,3 +159,21 @@ class SeqScorer:
             raw = self.model.score(s, cand)[0].float()  # (C,)
         z = (raw - raw.mean()) / raw.std().clamp(min=1e-6)
         return {c: float(v) for c, v in zip(known, z.tolist(), strict=True)}
+
+
+def _how(out: dict[str, float], a: Mapping[str, Any]) -> str:
+    scorer: SeqScorer | None = a["scorer"]
+    if scorer is None:
+        return "no sequential model: retrieval + popularity"
+    if not out:
+        return "the sequential model knows none of the liked items: retrieval + popularity"
+    return f"sequential model {scorer.name} on {len(scorer.sequence(a['liked_ids']))} liked item(s)"
+
+
+@tool(summary=_how, name="sequential", hidden=("scorer", "candidate_ids"))
+def sequential_scores(
+    scorer: SeqScorer | None, liked_ids: Sequence[str], candidate_ids: Sequence[str]
+) -> dict[str, float]:
+    """The sequential model's z-scored candidate scores after the liked items (``SeqScorer.scores``);
+    empty without a model."""
+    return {} if scorer is None else scorer.scores(liked_ids, candidate_ids)

@@ -14,6 +14,7 @@ import re
 from crs.llm.base import ChatModel
 from crs.reply.prompts import Prompts
 from crs.state import BeliefUpdate, Preference
+from crs.tools import tool
 from crs.understand.nlu import Linker, Mention
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,11 @@ def merge_rules_first(rules: BeliefUpdate, llm: BeliefUpdate) -> BeliefUpdate:
     )
 
 
+@tool(
+    summary=lambda out, a: f"{len(out.preferences)} preferences, {len(out.seen)} seen",
+    name="extract",
+    hidden=("llm", "prompts", "linker", "turn"),
+)
 def llm_extract(text: str, llm: ChatModel, prompts: Prompts, linker: Linker, turn: int) -> BeliefUpdate:
     """Ask the LLM for the message's likes and dislikes; an unusable answer gives nothing."""
     messages = prompts.render("extract", message=re.sub(r"\s+", " ", text)[:1500])

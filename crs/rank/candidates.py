@@ -1,26 +1,25 @@
-"""Typed tool functions the agent calls; each call is recorded as a ToolCall/ToolResult pair."""
+"""Finding and ranking candidates: dense retrieval from the item store under the belief's exclusions, the
+fused score, and looking up one record. Each is a tool (``crs.tools``): the agent's calls are recorded."""
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from crs.catalog import Catalog, Item
 from crs.config import ScoringConfig
 from crs.rank.exclusion import Exclusion
-from crs.state import BeliefState, ToolCall, ToolEvent, ToolResult
+from crs.state import BeliefState
+from crs.tools import tool
 from crs.understand.lexicon import THEMES
 
 if TYPE_CHECKING:
     from crs.rank.store import ItemStore
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 # What a theme or critique keyword ("time travel", "violent") looks like in an item's text.
@@ -35,6 +34,12 @@ class Candidate:
     reasons: tuple[str, ...] = ()  # liked attributes it matches, for explanations
 
 
+@tool(
+    summary=lambda out, a: (
+        f"{len(out)} candidates from the item store (left out: {(a['exclusion'] or Exclusion()).describe()})"
+    ),
+    hidden=("store", "catalog", "exclusion"),
+)
 def retrieve(
     store: ItemStore,
     catalog: Catalog,
@@ -98,6 +103,10 @@ def retrieve(
     return out
 
 
+@tool(
+    summary=lambda out, a: "top: " + ", ".join(c.item.label for c in out[:3]),
+    hidden=("candidates", "belief", "seq_scores", "exclusion", "weights"),
+)
 def score(
     candidates: Sequence[Candidate],
     belief: BeliefState,
@@ -151,24 +160,7 @@ def score(
     return ranked[:k]
 
 
-def run_tool(
-    name: str, fn: Callable[..., T], summarize: Callable[[T], str], **arguments: object
-) -> tuple[T, ToolEvent]:
-    """Call a tool, timing it, and return its output with the event the UI shows."""
-    call = ToolCall(name, {k: _brief(v) for k, v in arguments.items()})
-    start = time.perf_counter()
-    output = fn(**arguments)
-    seconds = time.perf_counter() - start
-    result = ToolResult(name, output, summarize(output), seconds)
-    return output, ToolEvent(call, result)
-
-
-def _brief(value: object) -> object:
-    """Arguments as the UI shows them: no store or catalog objects, short strings."""
-    if isinstance(value, str):
-        return value if len(value) <= 300 else value[:300] + "…"
-    if isinstance(value, list | tuple):
-        return [_brief(v) for v in value][:50]
-    if isinstance(value, int | float | bool) or value is None:
-        return value
-    return type(value).__name__
+@tool(summary=lambda out, a: f"record of {out.label}" if out else "not in the catalog", hidden=("catalog",))
+def lookup_item(catalog: Catalog, item_id: str) -> Item | None:
+    """The catalog record of one item, for an answer about it."""
+    return catalog.get(item_id)
