@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.catalog import load_catalog, load_redial_movies, split_title_year  # noqa: E402
 from crs.config import load_config  # noqa: E402
-from crs.eval.redial_data import load_dialogues  # noqa: E402  (the validated ReDial reader, deduplicated)
+from crs.eval.redial.data import load_dialogues  # noqa: E402  (the validated ReDial reader, deduplicated)
 from crs.state import BeliefState, apply  # noqa: E402
 from crs.understand.nlu import Linker, understand  # noqa: E402
 

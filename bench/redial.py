@@ -25,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crs.eval.redial import RedialRun, markdown_table, run_redial  # noqa: E402
-from crs.eval.redial_data import RedialFiles  # noqa: E402
+from crs.eval.redial.data import RedialFiles  # noqa: E402
+from crs.eval.redial.ranking import markdown_table  # noqa: E402
+from crs.eval.redial.run import RedialRun, run_redial  # noqa: E402
 
 FILES = RedialFiles.from_config()  # under [paths] data_root
 

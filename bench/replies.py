@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.agent import Agent  # noqa: E402
 from crs.config import load_config  # noqa: E402
-from crs.eval.redial_data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.eval.redial.data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.eval.scripted import load_dialogues as load_scripted  # noqa: E402
 from crs.llm.base import Message  # noqa: E402
 from crs.llm.local import LocalChatModel  # noqa: E402

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crs.catalog import normalize_title, split_title_year  # noqa: E402
-from crs.eval.redial_data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.eval.redial.data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.understand.text import phrase_keys  # noqa: E402
 
 _AT = re.compile(r"@(\d+)")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crs.eval.redial_data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.eval.redial.data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.understand.redial_acts import ACTS, POLARITIES, SeekerTurn, turns_by_split  # noqa: E402
 
 _AT = re.compile(r"@(\d+)")

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from crs.eval.redial_data import RedialFiles, dialogue_mentions, load_dialogues  # noqa: E402
-from crs.eval.redial_model import SeqTrainConfig, train_sasrec  # noqa: E402
+from crs.eval.redial.data import RedialFiles, dialogue_mentions, load_dialogues  # noqa: E402
+from crs.eval.redial.model import SeqTrainConfig, train_sasrec  # noqa: E402
 
 log = logging.getLogger("train_demo_scorer")
 OUT = ROOT / "knowledge" / "scorer" / "redial-sasrec.pt"

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from crs.app.cli import main
-from crs.eval.redial import FULL_ROW, Recall, TurnFeatures, fuse
-from crs.eval.redial_data import (
+from crs.eval.redial.data import (
     RedialDataError,
     RedialFiles,
     load_redial_catalog,
@@ -23,7 +22,10 @@ from crs.eval.redial_data import (
     read_turns,
     seeker_history,
 )
-from crs.eval.redial_model import DEFAULT_WEIGHTS, FEATURES, Components, SeqTrainConfig, train_components
+from crs.eval.redial.features import TurnFeatures
+from crs.eval.redial.model import DEFAULT_WEIGHTS, FEATURES, Components, SeqTrainConfig, train_components
+from crs.eval.redial.ranking import Recall, fuse
+from crs.eval.redial.run import FULL_ROW
 
 FILES = RedialFiles.from_config()
 pytestmark = pytest.mark.skipif(not FILES.turns.exists(), reason="ReDial data not present")

@@ -224,7 +224,7 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.eval_command == "redial":
-        from crs.eval.redial import redial_command
+        from crs.eval.redial.run import redial_command
 
         return redial_command(args, cfg)
     if args.eval_command == "seqrec":

@@ -176,7 +176,7 @@ def train_components(
 ) -> Components:
     """Count popularity and co-occurrence on the dialogues' mention sequences; train SASRec on
     them; item-item cosine over the external sequences; keep the seekers' liked movies per training
-    dialogue (``crs.eval.redial_data.seeker_history``) for profiles. Ids outside ``item_ids`` are skipped."""
+    dialogue (``crs.eval.redial.data.seeker_history``) for profiles. Ids outside ``item_ids`` are skipped."""
     from scipy.sparse import coo_matrix, csr_matrix, diags
 
     index = {i: k for k, i in enumerate(item_ids)}

@@ -1,0 +1,210 @@
+"""``crs eval redial``: train (or load) the components leak-free, rank every turn, report Recall@k."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crs.config import Config, ScoringConfig
+from crs.eval.redial.data import RecTurn
+from crs.eval.redial.features import build_pipeline
+from crs.eval.redial.model import Components, Weights, agent_weights
+from crs.eval.redial.ranking import Recall, markdown_table
+from crs.eval.redial.train import CROSS_FIT_TUNING_FOLDS, TrainingData, dialogue_fold, load_or_train, train_for
+
+log = logging.getLogger(__name__)
+
+AGENT_ROW = "the chat agent's [scoring] weights (retrieval, SASRec, popularity, genres; dislikes filtered)"
+FULL_ROW = "+ profile (the seeker's liked movies in their earlier training dialogues)"  # the whole pipeline
+
+
+@dataclass(frozen=True)
+class RedialRun:
+    turns: Path
+    out: Path | None
+    movies: Path
+    info: Path | None
+    model_dir: Path | None = None  # default: a cache folder keyed by the evaluated dialogues
+    cache_dir: Path | None = None  # default: crs.config's cache dir
+    limit: int | None = None
+    fmt: str = "auto"
+    train_files: tuple[Path, ...] = ()
+    movielens: Path | None = None
+    seq_epochs: int = 60
+    folds: int = 5  # dialogue-level folds of the training dialogues for choosing the weights
+    # > 1: cross-fitting. The evaluated dialogues are cut into this many dialogue-level folds and each
+    # fold is ranked by components trained on every training dialogue except that fold's, so the
+    # evaluated file's other dialogues (when the training files hold them, as partial_train holds
+    # the validation dialogues) are used too; no dialogue is ever ranked by a model trained on it.
+    cross_fit: int = 1
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)  # the agent's weights, for their own row
+    progress: bool = True
+    threads: int = 1  # torch threads (the CPU is shared)
+
+
+def run_redial(run: RedialRun) -> dict[str, object]:
+    """Train (or load) the components, rank every turn of ``run.turns``, return and write the report."""
+    import hashlib
+    import json
+    import time
+
+    import torch
+
+    from crs.config import default_cache_dir
+    from crs.eval.redial.data import (
+        RedialDataError,
+        detect_format,
+        file_dialogue_ids,
+        load_dialogues,
+        load_redial_catalog,
+        read_turns,
+    )
+
+    if run.limit is not None and run.limit < 1:
+        raise RedialDataError(f"--limit must be at least 1, got {run.limit}")
+    if run.cross_fit < 1:
+        raise RedialDataError(f"--cross-fit must be at least 1, got {run.cross_fit}")
+    torch.set_num_threads(run.threads)
+    started = time.perf_counter()
+    catalog = load_redial_catalog(run.movies, run.info)
+    turns = read_turns(run.turns, catalog, run.fmt)
+    if not turns:
+        raise RedialDataError(f"{run.turns}: no recommender turn with a gold movie in the catalog")
+    evaluated = file_dialogue_ids(run.turns)  # every dialogue of the file, --limit or not
+    if run.limit:
+        turns = turns[: run.limit]
+    cache = run.cache_dir or default_cache_dir()
+    settings = [
+        "v2",
+        run.seq_epochs,
+        run.folds,
+        run.movielens,
+        *run.train_files,
+        run.movies,
+        run.info,
+        *sorted(evaluated),
+    ]
+    key = hashlib.sha1(" ".join(map(str, settings)).encode()).hexdigest()[:12]
+    model_dir = run.model_dir or cache / "redial" / f"model-{key}"
+    placeholder = Components([it.id for it in catalog], np.zeros(len(catalog)), None)  # until trained or loaded
+    pipeline = build_pipeline(catalog, placeholder, cache / "redial" / "index", run.progress)
+    data = TrainingData(catalog, run.train_files, run.movielens, run.seq_epochs, run.folds, run.progress)
+    known = data.dialogues + (load_dialogues([run.turns]) if detect_format(run.turns) == "raw" else [])
+    pipeline.seekers = {str(d["conversationId"]): str(d.get("initiatorWorkerId") or "") for d in known}
+    components = load_or_train(model_dir, catalog, evaluated, lambda: train_for(data, pipeline, evaluated))
+    weights = components.weights
+    # the components that rank each turn: one set, or with cross-fitting one per fold of dialogues
+    by_fold: list[tuple[Components, list[RecTurn]]] = [(components, turns)]
+    if run.cross_fit > 1:
+        by_fold = []
+        for k in range(run.cross_fit):
+            fold_ids = {i for i in evaluated if dialogue_fold(i, run.cross_fit) == k}
+            fold_turns = [t for t in turns if t.dialog_id in fold_ids]
+            folder = model_dir / f"crossfit-nested-{run.cross_fit}-{k}"
+            log.info("cross-fit fold %d: %d dialogues left out, %d turns", k, len(fold_ids), len(fold_turns))
+            # nested: this fold's weights are tuned on turns of non-evaluated dialogues, each scored by
+            # components trained on every dialogue but this fold's and that tuning fold's
+            fitted = load_or_train(
+                folder, catalog, fold_ids,
+                lambda ids=fold_ids: train_for(data, pipeline, ids, never_held_out=evaluated, folds=CROSS_FIT_TUNING_FOLDS),
+            )  # fmt: skip
+            by_fold.append((fitted, fold_turns))
+    trained = time.perf_counter() - started
+    ablation: dict[str, tuple[Callable[[Weights], Weights], bool]] = {  # name -> (weights from tuned, filtering)
+        "retrieval only": (lambda w: {"retrieval": 1.0}, False),
+        "+ sequential scorer (SASRec, co-occurrence, MovieLens item-item, popularity, genres)": (
+            lambda w: w | {"profile": 0.0}, False,
+        ),
+        "+ belief-state dispreference filtering": (lambda w: w | {"profile": 0.0}, True),
+        FULL_ROW: (lambda w: w, True),
+        "(alone) popularity in training dialogues": (lambda w: {"popularity": 1.0}, False),
+        "(alone) SASRec": (lambda w: {"sequential": 1.0}, False),
+        AGENT_ROW: (lambda w: agent_weights(run.scoring, pipeline.components), True),
+    }  # fmt: skip
+    recalls = {name: Recall() for name in ablation}
+    given = linked = 0
+    for k, (fitted, fold_turns) in enumerate(by_fold):
+        pipeline.components = fitted
+        desc = "ReDial turns" if len(by_fold) == 1 else f"ReDial turns, fold {k + 1}/{len(by_fold)}"
+        for f in pipeline.iter_features(fold_turns, run.progress, desc):
+            given, linked = given + f.given_ids, linked + f.linked_ids
+            for name, (make, filtering) in ablation.items():
+                recalls[name].add(f, make(fitted.weights), filtering)
+    rows = {name: rec.as_dict() for name, rec in recalls.items()}
+    report: dict[str, object] = dict(rows[FULL_ROW])
+    meta = components.meta
+    report |= {
+        "ablation": rows,
+        "weights": weights if len(by_fold) == 1 else [c.weights for c, _ in by_fold],
+        "file": str(run.turns),
+        "catalog_items": len(catalog),
+        "dialogues_evaluated": len({t.dialog_id for t in turns}),
+        "dialogues_left_out_of_training": len(evaluated),
+        "trained_on": {
+            "dialogues": len(meta.get("train_dialogue_ids", [])),
+            "movielens_users": meta.get("movielens_users", 0),
+            "sasrec_sequences": meta.get("sasrec_sequences", 0),
+            "tuning": meta.get("tuning", {}),
+            "cross_fit": {
+                "folds": run.cross_fit,
+                "dialogues_per_fold": [len(c.meta.get("train_dialogue_ids", [])) for c, _ in by_fold],
+            }
+            if run.cross_fit > 1
+            else None,
+        },
+        "understanding": {
+            "given_movie_mentions": given,
+            "linked_movie_mentions": linked,
+        },
+        "model_dir": str(model_dir),
+        "seconds": {
+            "train_or_load": round(trained, 1),
+            "total": round(time.perf_counter() - started, 1),
+            "training_when_trained": meta.get("train_seconds"),
+        },
+    }
+    if run.out is not None:
+        run.out.parent.mkdir(parents=True, exist_ok=True)
+        run.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return report
+
+
+def redial_command(args: object, cfg: Config) -> int:
+    """``crs eval redial``: run, print the markdown table, 2 with one error line on bad input.
+    Files not given come from the config's ``[paths] data_root``."""
+    import sys
+
+    from crs.catalog import CatalogError
+    from crs.eval.redial.data import RedialDataError, RedialFiles
+
+    a = vars(args)
+    files = RedialFiles.from_config(cfg)
+    movielens = a.get("movielens")
+    info = files.info if a.get("info") is None else a["info"]
+    run = RedialRun(
+        turns=Path(a["turns"]),
+        out=Path(a["out"]),
+        movies=Path(a.get("movies") or files.movies),
+        info=Path(info) if info else None,
+        model_dir=Path(a["model_dir"]) if a.get("model_dir") else None,
+        cache_dir=cfg.paths.cache_dir,
+        scoring=cfg.scoring,
+        limit=a.get("limit"),
+        fmt=a.get("turn_format") or "auto",
+        train_files=tuple(Path(p) for p in a.get("train") or files.train),
+        movielens=files.movielens if movielens is None else (Path(movielens) if movielens else None),
+        seq_epochs=a.get("epochs") or 60,
+        cross_fit=1 if a.get("cross_fit") is None else a["cross_fit"],
+    )
+    try:
+        report = run_redial(run)
+    except (RedialDataError, CatalogError, ValueError) as exc:
+        print(f"crs: error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown_table(report["ablation"]))  # type: ignore[arg-type]
+    print(f"report: {run.out}")
+    return 0
