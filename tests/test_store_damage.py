@@ -26,7 +26,9 @@ import pytest
 
 from crs.catalog import Item
 from crs.config import Config, StoreConfig
-from crs.rank.store import Embedder, ItemStore, StoreError, wipe_index_dir
+from crs.rank.embed import Embedder
+from crs.rank.metadata import StoreError
+from crs.rank.store import ItemStore, wipe_index_dir
 from crs.rank.store_check import check_files, probe_in_subprocess, segment_dirs
 from tests.conftest import TEST_CACHE
 

@@ -18,7 +18,9 @@ import pytest
 
 from crs.catalog import Item
 from crs.config import Config
-from crs.rank.store import Embedder, ItemStore, StoreError, embed_text
+from crs.rank.embed import Embedder, embed_text
+from crs.rank.metadata import StoreError
+from crs.rank.store import ItemStore
 
 pytestmark = pytest.mark.server
 

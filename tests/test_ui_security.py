@@ -263,7 +263,7 @@ def test_store_failure_mid_turn_is_a_clear_notice(
     served: tuple[str, Agent, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from crs.app.ui import respond
-    from crs.rank.store import StoreError
+    from crs.rank.metadata import StoreError
 
     _, agent, _ = served
 

@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     from crs.llm.base import LLMError
     from crs.profiles.text import ProfileError
-    from crs.rank.store import StoreError
+    from crs.rank.metadata import StoreError
     from crs.reply.prompts import PromptError
 
     try:

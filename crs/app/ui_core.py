@@ -14,7 +14,7 @@ from crs.app import feedback
 from crs.app.sessions import bound_turns
 from crs.app.ui_render import compose_message, profile_history, profile_status, safe_markdown, when
 from crs.config import ConfigError
-from crs.rank.store import StoreError
+from crs.rank.metadata import StoreError
 from crs.state import BeliefState, FinalEvent, NoticeEvent, Session, StateEvent, TokenEvent, ToolEvent
 
 if TYPE_CHECKING:

@@ -62,7 +62,8 @@ def retrieve(
     """
     import numpy as np
 
-    from crs.rank.store import Hit, embed_text
+    from crs.rank.embed import embed_text
+    from crs.rank.metadata import Hit
 
     vector = store.embedder.encode_one(query) if query.strip() else None
     liked = []

