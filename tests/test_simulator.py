@@ -12,16 +12,8 @@ import pytest
 
 from crs.agent import Agent
 from crs.catalog import Catalog, Item
-from crs.eval.simulator import (
-    RulesUser,
-    Say,
-    Utterance,
-    leaks_target,
-    llm_prompt,
-    llm_utterance,
-    pick_targets,
-    run_simulation,
-)
+from crs.eval.sim_users import RulesUser, Say, Utterance, leaks_target, llm_prompt, llm_utterance
+from crs.eval.simulator import pick_targets, run_simulation
 from crs.llm.scripted import ScriptedChatModel
 from crs.understand.nlu import Linker, understand
 from tests.conftest import test_config
