@@ -18,7 +18,7 @@ from crs.profiles.db import ProfileStore, edit_profile
 from crs.profiles.text import (
     ProfileError,
     ProfileParse,
-    brief,
+    likes_line,
     parse_profile,
     profile_request,
     suppressed_keys,
@@ -222,7 +222,7 @@ class Agent:
             lookup_item(self.catalog, act.item_id, calls=calls)
             yield from calls.take()
         reply_parts: list[str] = []
-        about = brief(profile, self.catalog) if profile else ""
+        about = likes_line(profile, self.catalog) if profile else ""
         for event in self._reply(act, message, belief, shown, intent, profile=about, turn=turn_no):
             if isinstance(event, TokenEvent):
                 reply_parts.append(event.text)

@@ -83,19 +83,6 @@ class Item:
         want = genre.casefold()
         return any(g.casefold() == want for g in self.genres)
 
-    def document(self, max_chars: int = 1200) -> str:
-        """The text that is embedded for retrieval."""
-        parts = [self.label + "."]
-        if self.genres:
-            parts.append("Genres: " + ", ".join(self.genres) + ".")
-        if self.cast:
-            parts.append("Starring: " + ", ".join(self.cast[:6]) + ".")
-        if self.summary:
-            parts.append(self.summary)
-        for key, value in self.attributes.items():
-            parts.append(f"{key}: {value}.")
-        return " ".join(parts)[:max_chars]
-
     def to_dict(self) -> dict[str, object]:
         return {
             "id": self.id,

@@ -6,7 +6,10 @@ Everything here is a plain dataclass; updates are pure functions that return a n
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from crs.catalog import Item
 
 Kind = Literal["item", "genre", "person", "keyword"]
 Polarity = Literal[1, -1]
@@ -202,7 +205,7 @@ class NoticeEvent:
 @dataclass(frozen=True)
 class FinalEvent:
     reply: str
-    items: tuple[object, ...]  # crs.catalog.Item, recommended this turn
+    items: tuple[Item, ...]  # recommended this turn
     belief: BeliefState
     act: str
 

@@ -25,7 +25,7 @@ from crs.profiles.summary import (
 from crs.profiles.text import (
     ProfileEdit,
     apply_edit,
-    brief,
+    likes_line,
     parse_profile,
     profile_request,
     render_profile,
@@ -65,7 +65,7 @@ def test_parse_reads_lists_and_paragraph(linker) -> None:  # noqa: ANN001
     }
     assert all(p.source == "profile" for p in parse.update.preferences)
     assert parse.unparsed == ("Films should feel hopeful.",)  # kept, and reported
-    assert brief(parse, linker.catalog).startswith("likes Science Fiction, Crime, Alien (1979)")
+    assert likes_line(parse, linker.catalog).startswith("likes Science Fiction, Crime, Alien (1979)")
 
 
 def test_list_wins_over_paragraph_and_bad_text_is_harmless(linker) -> None:  # noqa: ANN001

@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from crs.catalog import CatalogError
+from crs.catalog import CatalogError, Item
 from crs.config import Config, ConfigError, load_config
 
 log = logging.getLogger("crs")
@@ -154,12 +154,12 @@ def _print_turn(final: object, as_json: bool) -> None:
     _print_links(final.items)
 
 
-def _print_links(items: tuple[object, ...]) -> None:
+def _print_links(items: tuple[Item, ...]) -> None:
     """The reply already lists the picks; add where to read about each (Wikipedia, CC BY-SA)."""
     if items:
         print("Links:")
     for item in items:
-        print(f"  {item.label}: {item.url or 'no link'}")  # type: ignore[attr-defined]
+        print(f"  {item.label}: {item.url or 'no link'}")
 
 
 def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:

@@ -68,11 +68,11 @@ def _linker(cfg: Config):  # noqa: ANN202
 
 
 def _report_parse(text: str, cfg: Config) -> None:
-    from crs.profiles.text import brief
+    from crs.profiles.text import likes_line
 
     linker = _linker(cfg)
     parse = parse_profile(text, linker)
-    print(f"understood: {brief(parse, linker.catalog, max_chars=2000) or 'no preferences'}")
+    print(f"understood: {likes_line(parse, linker.catalog, max_chars=2000) or 'no preferences'}")
     for sentence in parse.unparsed:
         print(f"kept as text, not understood as a preference: {sentence}")
 

@@ -115,7 +115,7 @@ def respond(
             elif isinstance(event, FinalEvent):
                 reply = event.reply or reply
                 view.belief = event.belief
-                view.cards = tuple(getattr(i, "id", "") for i in event.items)
+                view.cards = tuple(i.id for i in event.items)
                 view.final = True
                 bound_turns(session, max_turns)
             history[-1]["content"] = compose_message(reply, notes, steps)

@@ -22,7 +22,7 @@ def reply_problems(final: FinalEvent, linker: Linker) -> list[str]:
     belief = final.belief
     named = {p.value for p in belief.preferences if p.kind == "item"} | set(belief.seen) | set(belief.shown)
     named |= {belief.focus} if belief.focus else set()  # the film an answer is about
-    allowed = {getattr(i, "id", "") for i in final.items} | named
+    allowed = {i.id for i in final.items} | named
     return GroundingGuard(linker, allowed).review(final.reply.split(PICKS)[0])
 
 

@@ -214,13 +214,12 @@ def belief_problems(final: FinalEvent, catalog: Catalog) -> tuple[list[str], lis
     exclusion = Exclusion.from_belief(final.belief, shown=False)  # this turn's picks are in ``shown`` already
     violations, invented = [], []
     for item in final.items:
-        why = exclusion.reasons(item)  # type: ignore[arg-type]
-        label = getattr(item, "label", str(item))
+        why = exclusion.reasons(item)
         if why:
-            violations.append(f"{label}: {', '.join(why)}")
-        known = catalog.get(getattr(item, "id", ""))
-        if known is None or known.title != getattr(item, "title", None):
-            invented.append(f"{label}: not a catalog item")
+            violations.append(f"{item.label}: {', '.join(why)}")
+        known = catalog.get(item.id)
+        if known is None or known.title != item.title:
+            invented.append(f"{item.label}: not a catalog item")
     return violations, invented
 
 

@@ -133,7 +133,7 @@ class _View:
 
     @property
     def items(self) -> list[Item]:
-        return list(self.final.items)  # type: ignore[arg-type]
+        return list(self.final.items)
 
     @property
     def labels(self) -> list[str]:
@@ -468,9 +468,9 @@ def run_dialogue(agent: Agent, dialogue: Dialogue) -> DialogueResult:
             continue
         record.seconds = round(time.perf_counter() - start, 3)
         record.act, record.reply = final.act, final.reply
-        record.items = [getattr(i, "label", str(i)) for i in final.items]
+        record.items = [i.label for i in final.items]
         record.violations, record.invented = belief_problems(final, agent.catalog)
-        record.said_violations = said.check(final.items, expect)  # type: ignore[arg-type]
+        record.said_violations = said.check(final.items, expect)
         if (linker := getattr(agent, "linker", None)) is not None:  # a replaying fake may have none
             record.reply_problems = reply_problems(final, linker)
         record.top_pick_reason = names_top_pick_with_reason(final)
@@ -478,7 +478,7 @@ def run_dialogue(agent: Agent, dialogue: Dialogue) -> DialogueResult:
         for key, value in expect.items():
             passed, reason = EXPECT_KEYS[key][1](view, value)
             record.expectations.append(ExpectationResult(key, value, bool(passed), reason.strip()))
-        earlier.append(list(final.items))  # type: ignore[arg-type]
+        earlier.append(list(final.items))
         result.turns.append(record)
     return result
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from crs.state import BeliefState, BeliefUpdate, Preference
+from crs.state import BeliefState, BeliefUpdate, Preference, Turn
 from crs.understand import nlu
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def entry_label(pref: Preference, catalog: Catalog) -> str:
     return pref.value
 
 
-def brief(parse: ProfileParse, catalog: Catalog, max_chars: int = 200) -> str:
+def likes_line(parse: ProfileParse, catalog: Catalog, max_chars: int = 200) -> str:
     """One short line for the reply prompt ("likes Horror, Alien (1979); dislikes Romance"); the
     small local model echoes long prompts, so this is all of the profile it sees."""
     parts = []
@@ -353,13 +353,13 @@ def edit_message(result: EditResult, instruction: str) -> str:
     return " ".join(parts)
 
 
-def suppressed_keys(turns: Sequence[object], update: BeliefUpdate) -> set[tuple[str, str]]:
+def suppressed_keys(turns: Sequence[Turn], update: BeliefUpdate) -> set[tuple[str, str]]:
     """Preference keys the conversation asked to forget ("forget horror"), so the profile does not
     bring them back in this session; a later profile edit of the same thing lifts that."""
     out: set[tuple[str, str]] = set()
     for turn in turns:
-        out |= {(k, v.casefold()) for k, v in turn.update.retract}  # type: ignore[attr-defined]
-        for event in turn.tools:  # type: ignore[attr-defined]
+        out |= {(k, v.casefold()) for k, v in turn.update.retract}
+        for event in turn.tools:
             if isinstance(event.result.output, ProfileEdit):
                 out -= set(event.result.output.keys)
     return out | {(k, v.casefold()) for k, v in update.retract}

@@ -55,8 +55,9 @@ def embed_text(item: Item, max_chars: int = 600) -> str:
 
     The title is left out when there is a summary (and written "the film" inside it): film
     titles say little about the film, and with them "more like Alien" returned "Alienator" and
-    "Alien Seed" instead of space horror. Items with no summary keep their title. Shorter than
-    ``Item.document()`` so indexing a large catalog on a CPU stays fast.
+    "Alien Seed" instead of space horror. Items with no summary keep their title. Kept short
+    (the whole summary and every cast member are not embedded) so indexing a large catalog on a
+    CPU stays fast.
     """
     parts = []
     if item.genres:

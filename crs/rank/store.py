@@ -326,10 +326,6 @@ class ItemStore:
                 out[item_id] = np.asarray(vector, dtype=np.float32)
         return out
 
-    def item_embedding(self, item_id: str) -> np.ndarray | None:
-        """One stored item's vector, or None when the item is not in the store."""
-        return self.get_embeddings([item_id]).get(item_id)
-
     def search(
         self,
         query: str | None = None,
