@@ -34,7 +34,8 @@ from crs.catalog import load_catalog, load_redial_movies, split_title_year  # no
 from crs.config import load_config  # noqa: E402
 from crs.eval.redial.data import load_dialogues  # noqa: E402  (the validated ReDial reader, deduplicated)
 from crs.state import BeliefState, apply  # noqa: E402
-from crs.understand.nlu import Linker, understand  # noqa: E402
+from crs.understand.linker import Linker
+from crs.understand.nlu import understand
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIAL = load_config().paths.data_root / "redial"

@@ -44,7 +44,7 @@ from crs.profiles.summary import (  # noqa: E402
     summarise_many,
 )
 from crs.profiles.text import parse_profile  # noqa: E402
-from crs.understand.nlu import Linker  # noqa: E402
+from crs.understand.linker import Linker
 
 log = logging.getLogger("bench.profile")
 DATA = load_config().paths.data_root / "movielens-latest-small"

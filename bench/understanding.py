@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crs.catalog import load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
 from crs.eval.redial.data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
+from crs.understand.linker import Linker, Mention
 from crs.understand.message import Understander, product_polarity, sentence_polarities  # noqa: E402
-from crs.understand.nlu import Linker, Mention, RuleReading, read_mentions  # noqa: E402
+from crs.understand.nlu import RuleReading, read_mentions
 from crs.understand.reader import MessageReader  # noqa: E402
 from crs.understand.reader_data import (  # noqa: E402
     STYLES,

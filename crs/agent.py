@@ -52,8 +52,10 @@ from crs.understand import nlu
 from crs.understand.extract import llm_extract, merge_rules_first
 from crs.understand.intents import Intent, shift_topic, without_forgotten
 from crs.understand.lexicon import OCCASION_WORDS
+from crs.understand.linker import Linker
 from crs.understand.message import Reading, Understander
 from crs.understand.reader import MessageReader, ReaderError
+from crs.understand.text import tokenize
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,7 @@ class Agent:
         store: ItemStore,
         llm: ChatModel,
         prompts: Prompts | None = None,
-        linker: nlu.Linker | None = None,
+        linker: Linker | None = None,
         scorer: SeqScorer | None = None,
         profiles: ProfileStore | None = None,
         reader: MessageReader | None = None,
@@ -143,7 +145,7 @@ class Agent:
         self.store = store
         self.llm = llm
         self.prompts = prompts or Prompts()
-        self.linker = linker or nlu.Linker(catalog)
+        self.linker = linker or Linker(catalog)
         self.understander = Understander(self.linker, reader)  # reader None: the rules read alone
         mode = cfg.nlu.llm_extract
         self.use_llm_extraction = mode == "on" or (mode == "auto" and cfg.llm.backend == "openai")
@@ -323,7 +325,7 @@ class Agent:
         names = [m.text for m in reading.mentions] if reading is not None else []
         for name in names:
             words = words.replace(name, " ")
-        describing = [w for w in nlu.tokenize(words) if w.norm not in OCCASION_WORDS]
+        describing = [w for w in tokenize(words) if w.norm not in OCCASION_WORDS]
         parts = [" ".join(t.text for t in describing)]
         if belief.liked_genres:
             parts.append("Genres: " + ", ".join(belief.liked_genres))

@@ -32,7 +32,7 @@ from tqdm import tqdm  # noqa: E402
 from crs.catalog import load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
 from crs.eval.redial.data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
-from crs.understand.nlu import Linker  # noqa: E402
+from crs.understand.linker import Linker
 from crs.understand.reader import encode, encoder_dir  # noqa: E402
 from crs.understand.reader_data import Example, examples, label_counts, load_labels, synthetic_examples  # noqa: E402
 from crs.understand.reader_model import ReaderConfig, ReaderModel  # noqa: E402

@@ -40,7 +40,7 @@ from crs.reply.writer_data import (  # noqa: E402
     well_grounded,
     writer_examples,
 )
-from crs.understand.nlu import Linker  # noqa: E402
+from crs.understand.linker import Linker
 from crs.understand.reader_data import load_labels  # noqa: E402
 from crs.understand.redial_acts import split_of  # noqa: E402
 

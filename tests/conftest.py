@@ -88,7 +88,7 @@ def small_catalog(catalog: Catalog) -> Catalog:
 
 @pytest.fixture(scope="session")
 def linker(catalog: Catalog):  # noqa: ANN201
-    from crs.understand.nlu import Linker
+    from crs.understand.linker import Linker
 
     return Linker(catalog)
 

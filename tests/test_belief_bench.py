@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crs.catalog import Catalog, Item
-from crs.understand.nlu import Linker
+from crs.understand.linker import Linker
 
 _spec = importlib.util.spec_from_file_location(
     "belief_extraction", Path(__file__).resolve().parents[1] / "bench" / "belief_extraction.py"

@@ -15,7 +15,7 @@ from crs.catalog import Catalog, Item
 from crs.eval.scripted import DialogueError, load_dialogues, run_scripted
 from crs.llm.scripted import ScriptedChatModel
 from crs.state import BeliefState, FinalEvent, Preference, Session
-from crs.understand.nlu import Linker
+from crs.understand.linker import Linker
 from tests.conftest import test_config
 
 SHIPPED = Path(__file__).resolve().parents[1] / "crs" / "eval" / "dialogues"

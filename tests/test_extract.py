@@ -11,7 +11,8 @@ from crs.llm.scripted import ScriptedChatModel
 from crs.reply.prompts import Prompts
 from crs.state import Session, ToolEvent
 from crs.understand.extract import ExtractionError, link_extraction, llm_extract, merge_rules_first, parse_extraction
-from crs.understand.nlu import Linker, understand
+from crs.understand.linker import Linker
+from crs.understand.nlu import understand
 from tests.conftest import test_config
 
 

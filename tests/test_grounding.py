@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from crs.reply.grounding import GroundingGuard
-from crs.understand.nlu import Linker
+from crs.understand.linker import Linker
 
 
 def run(guard: GroundingGuard, text: str, chunk: int = 3) -> str:

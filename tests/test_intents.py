@@ -7,8 +7,8 @@ from crs.policy import decide
 from crs.reply.answers import answer_facts, explanation
 from crs.state import BeliefState, Preference, apply
 from crs.understand.intents import read_intent
+from crs.understand.linker import Linker
 from crs.understand.message import Understander
-from crs.understand.nlu import Linker
 
 SHOWN = BeliefState(last_shown=("aliens-1986", "paul-2011"))
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from crs.understand.nlu import Linker, positive_text, statement_starts, understand
+from crs.understand.linker import Linker
+from crs.understand.nlu import positive_text, statement_starts, understand
 from crs.understand.text import tokenize
 
 

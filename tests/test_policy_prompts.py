@@ -6,8 +6,8 @@ from crs.catalog import Item
 from crs.policy import decide
 from crs.reply.prompts import PromptError, Prompts
 from crs.state import BeliefState, Preference, apply
+from crs.understand.linker import Linker
 from crs.understand.message import Understander
-from crs.understand.nlu import Linker
 
 
 def test_asks_when_nothing_is_known(linker: Linker) -> None:

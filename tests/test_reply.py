@@ -14,7 +14,7 @@ from crs.reply.prompts import Prompts
 from crs.reply.writer_data import fact_line, well_grounded, writer_examples
 from crs.state import BeliefState, BeliefUpdate, Preference
 from crs.understand.intents import Intent
-from crs.understand.nlu import Linker
+from crs.understand.linker import Linker
 
 
 def test_fact_line_holds_only_the_record(catalog: Catalog) -> None:

@@ -15,7 +15,8 @@ from crs.catalog import Catalog, Item
 from crs.eval.sim_users import RulesUser, Say, Utterance, leaks_target, llm_prompt, llm_utterance
 from crs.eval.simulator import pick_targets, run_simulation
 from crs.llm.scripted import ScriptedChatModel
-from crs.understand.nlu import Linker, understand
+from crs.understand.linker import Linker
+from crs.understand.nlu import understand
 from tests.conftest import test_config
 
 ALIEN = Item("alien-1979", "Alien", 1979, ("Horror", "Science Fiction"), ("Sigourney Weaver", "Tom Skerritt"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crs.catalog import Catalog, Item
-from crs.understand.nlu import Linker
+from crs.understand.linker import Linker
 from crs.understand.text import PhraseStats, title_key
 from crs.understand.titles import TitleIndex
 

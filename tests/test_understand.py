@@ -11,8 +11,8 @@ import pytest
 from crs.catalog import Catalog
 from crs.rank.exclusion import Exclusion
 from crs.state import BeliefState, Constraint, Preference, apply
+from crs.understand.linker import Linker
 from crs.understand.message import Understander
-from crs.understand.nlu import Linker
 from crs.understand.references import find_references
 
 SHOWN = ("aliens-1986", "heat-1995", "titanic-1997", "the-matrix-1999", "jaws-1975")

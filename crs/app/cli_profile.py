@@ -62,7 +62,7 @@ def _store(cfg: Config, args: argparse.Namespace):  # noqa: ANN202
 
 def _linker(cfg: Config):  # noqa: ANN202
     from crs.catalog import load_catalog
-    from crs.understand.nlu import Linker
+    from crs.understand.linker import Linker
 
     return Linker(load_catalog(cfg.catalog.path, cfg.catalog.format))
 

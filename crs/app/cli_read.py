@@ -35,8 +35,8 @@ def cmd_read(cfg: Config, args: argparse.Namespace) -> int:
 
     from crs.agent import load_reader
     from crs.catalog import load_catalog
+    from crs.understand.linker import Linker
     from crs.understand.message import Understander
-    from crs.understand.nlu import Linker
     from crs.understand.replay import ReplayError, parse_line, reading_lines
 
     if bool(args.text) == bool(args.jsonl):

@@ -11,7 +11,7 @@ from crs.reply.grounding import GroundingGuard
 
 if TYPE_CHECKING:
     from crs.state import FinalEvent
-    from crs.understand.nlu import Linker
+    from crs.understand.linker import Linker
 
 PICKS = "\n\nMy picks:"  # the list the agent adds after its words
 

@@ -19,7 +19,7 @@ from crs.understand.lexicon import COMMON_WORDS
 
 if TYPE_CHECKING:
     from crs.llm.base import ChatModel
-    from crs.understand.nlu import Linker
+    from crs.understand.linker import Linker
 
 log = logging.getLogger(__name__)
 

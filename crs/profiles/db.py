@@ -23,7 +23,7 @@ from crs.tools import tool
 
 if TYPE_CHECKING:
     from crs.config import Config
-    from crs.understand.nlu import Linker
+    from crs.understand.linker import Linker
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from crs.config import ConfigError
 from crs.llm.base import ChatModel, Message
 from crs.profiles.text import parse_profile, render_profile
 from crs.reply.prompts import Prompts
-from crs.understand import nlu
+from crs.understand.linker import Linker
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def plain_paragraph(facts: TasteFacts) -> str:
     return " ".join(parts) or "Your ratings do not show a clear taste yet."
 
 
-def states(paragraph: str, facts: TasteFacts, linker: nlu.Linker) -> bool:
+def states(paragraph: str, facts: TasteFacts, linker: Linker) -> bool:
     """Whether a paragraph says exactly the facts: the liked and disliked genres, and no film or other
     genre, person or theme besides the loved and hated films."""
     prefs = parse_profile(paragraph, linker).update.preferences
@@ -221,7 +221,7 @@ _NOT_TO_YOU = re.compile(r"\b(?:they|their|them|user|users|person)\b|:", re.I)
 def summarise_many(
     histories: Sequence[Sequence[HistoryItem]],
     generate: Generate,
-    linker: nlu.Linker,
+    linker: Linker,
     prompts: Prompts | None = None,
     block_size: int = 5,
     method: str = "hierarchical",
@@ -257,7 +257,7 @@ def summarise_many(
 def summarise(
     items: Sequence[HistoryItem],
     llm: ChatModel,
-    linker: nlu.Linker,
+    linker: Linker,
     prompts: Prompts | None = None,
     block_size: int = 5,
     method: str = "hierarchical",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from crs.state import BeliefState, BeliefUpdate, Preference, Turn
 from crs.understand import nlu
+from crs.understand.linker import Linker
 
 if TYPE_CHECKING:
     from crs.catalog import Catalog
@@ -111,7 +112,7 @@ def sentences(lines: Sequence[str]) -> list[str]:
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def _entry_prefs(entry: str, polarity: int, linker: nlu.Linker) -> list[Preference]:
+def _entry_prefs(entry: str, polarity: int, linker: Linker) -> list[Preference]:
     """Preferences a list entry states: its linked mentions (titles, genres, people, themes such
     as "gore"), else, when short, the entry itself as a keyword looked for in descriptions."""
     mentions = linker.mentions(entry)
@@ -123,13 +124,13 @@ def _entry_prefs(entry: str, polarity: int, linker: nlu.Linker) -> list[Preferen
     return []
 
 
-def _sentence_update(sentence: str, linker: nlu.Linker) -> BeliefUpdate:
+def _sentence_update(sentence: str, linker: Linker) -> BeliefUpdate:
     read = nlu.understand(sentence, linker)
     prefs = [replace(p, source="profile", turn=0) for p in read.preferences]
     return BeliefUpdate(preferences=tuple(prefs), seen=read.seen)
 
 
-def parse_profile(text: str, linker: nlu.Linker) -> ProfileParse:
+def parse_profile(text: str, linker: Linker) -> ProfileParse:
     """Preferences a profile states; the list wins over the paragraph where both speak of a thing."""
     sections = split_sections(text or "")
     free = BeliefUpdate()
@@ -246,12 +247,12 @@ class EditResult:
         return bool(self.added or self.removed or self.unparsed)
 
 
-def _keys_of(entry: str, polarity: int, linker: nlu.Linker) -> set[tuple[str, str]]:
+def _keys_of(entry: str, polarity: int, linker: Linker) -> set[tuple[str, str]]:
     return {p.key for p in _entry_prefs(entry, polarity, linker)}
 
 
 def _without(
-    sections: Sections, keys: set[tuple[str, str]], linker: nlu.Linker, words: str = "", only: bool = False
+    sections: Sections, keys: set[tuple[str, str]], linker: Linker, words: str = "", only: bool = False
 ) -> tuple[Sections, list[tuple[int, str]]]:
     """``sections`` without the entries and sentences that speak of ``keys`` (or, for unlinked
     entries, whose words occur in ``words``); with ``only``, just sentences that speak of nothing
@@ -278,7 +279,7 @@ def _without(
     return Sections(tuple(free), lists["likes"], lists["dislikes"]), removed
 
 
-def apply_edit(text: str, instruction: str, linker: nlu.Linker) -> EditResult:
+def apply_edit(text: str, instruction: str, linker: Linker) -> EditResult:
     """Rewrite a profile for one instruction: remove what "forget/remove ..." names; add what a
     statement likes or dislikes to the matching list (taking it off the other); keep what cannot
     be read as a sentence of the paragraph and report it."""

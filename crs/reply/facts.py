@@ -18,7 +18,7 @@ from crs.understand.lexicon import THEMES
 
 if TYPE_CHECKING:
     from crs.catalog import Item
-    from crs.understand.nlu import Mention
+    from crs.understand.linker import Mention
 
 # A sentence about the film named before it: "It stars ...", "This one is a comedy".
 _ANAPHOR = re.compile(r"^\W*(?:it|it's|its|this|that|the film|the movie|this one|that one|both)\b", re.I)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from crs.catalog import Item
 from crs.reply.facts import BRACKETED_YEAR, subject_films, unsupported
-from crs.understand.nlu import Linker, Mention
+from crs.understand.linker import Linker, Mention
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from crs.llm.base import ChatModel
 from crs.reply.prompts import Prompts
 from crs.state import BeliefUpdate, Preference
 from crs.tools import tool
-from crs.understand.nlu import Linker, Mention
+from crs.understand.linker import Linker, Mention
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from crs.catalog import Catalog
 from crs.state import BeliefState, BeliefUpdate, Constraint, Preference
-from crs.understand.nlu import Linker, Mention
+from crs.understand.linker import Linker, Mention
 
 IntentKind = Literal["none", "question", "explain"]
 Reaction = Literal["accept", "reject"] | None

@@ -20,15 +20,8 @@ from typing import TYPE_CHECKING
 from crs.state import BeliefState, BeliefUpdate, Preference
 from crs.understand.intents import Intent, question_field, read_intent
 from crs.understand.lexicon import NEGATING_PAIRS
-from crs.understand.nlu import (
-    Linker,
-    Mention,
-    RuleReading,
-    one_statement_each,
-    opinion_of,
-    read_mentions,
-    statement_starts,
-)
+from crs.understand.linker import Linker, Mention
+from crs.understand.nlu import RuleReading, one_statement_each, opinion_of, read_mentions, statement_starts
 from crs.understand.redial_acts import ACTS
 from crs.understand.references import Reference, find_references, selects
 from crs.understand.text import Token, content_words, tokenize

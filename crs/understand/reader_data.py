@@ -24,7 +24,7 @@ from crs.understand.redial_acts import ACTS, POLARITIES, MovieFact, SeekerTurn
 from crs.understand.text import fold, tokenize
 
 if TYPE_CHECKING:
-    from crs.understand.nlu import Linker
+    from crs.understand.linker import Linker
 
 LABELS_PATH = KNOWLEDGE_DIR / "reader" / "redial_acts.jsonl.gz"
 _AT = re.compile(r"@(\d+)")

@@ -17,7 +17,7 @@ from crs.understand.text import Token, fold, tokenize
 
 if TYPE_CHECKING:
     from crs.catalog import Item
-    from crs.understand.nlu import Mention
+    from crs.understand.linker import Mention
 
 ORDINALS = {
     "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3, "fifth": 4, "5th": 4,

@@ -3,7 +3,7 @@
 For every recommender turn with gold movies, the whole ReDial catalog is ranked from the dialogue
 so far, the way the agent does it:
 
-1. understanding: ``crs.understand.nlu.Linker`` finds movies, genres and people in every utterance (plus the
+1. understanding: ``crs.understand.linker.Linker`` finds movies, genres and people in every utterance (plus the
    movie ids the data format gives, see ``crs.eval.redial.data``); ``crs.understand.nlu.understand`` reads
    the seeker's utterances into ``crs.state.BeliefUpdate``s, merged with ``crs.state.apply``;
 2. retrieval: the ``crs.rank.store.ItemStore`` vectors (shipped MiniLM over the items' text) against a

@@ -15,7 +15,8 @@ from crs.catalog import Catalog
 from crs.eval.redial.data import RecTurn
 from crs.eval.redial.model import FEATURES, Components
 from crs.state import BeliefState, BeliefUpdate, apply
-from crs.understand.nlu import Linker, positive_text, understand
+from crs.understand.linker import Linker
+from crs.understand.nlu import positive_text, understand
 
 log = logging.getLogger(__name__)
 
