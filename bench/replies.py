@@ -40,8 +40,8 @@ from crs.eval.redial.data import RedialFiles, file_dialogue_ids, load_dialogues 
 from crs.eval.scripted import load_dialogues as load_scripted  # noqa: E402
 from crs.llm.base import Message  # noqa: E402
 from crs.llm.local import LocalChatModel  # noqa: E402
+from crs.llm.prompts import Prompts  # noqa: E402
 from crs.reply.grounding import GroundingGuard  # noqa: E402
-from crs.reply.prompts import Prompts  # noqa: E402
 from crs.reply.writer_data import encode_example, pad_batches, perplexity, sample, well_grounded, writer_examples  # noqa: E402
 from crs.state import FinalEvent, Session  # noqa: E402
 from crs.understand.reader_data import load_labels  # noqa: E402

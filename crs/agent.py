@@ -12,6 +12,7 @@ from pathlib import Path
 from crs.catalog import Catalog, load_catalog
 from crs.config import DEFAULT_SCORER, Config, ConfigError
 from crs.llm.base import ChatModel, LLMError, Message
+from crs.llm.prompts import Prompts
 from crs.llm.registry import load_chat_model
 from crs.policy import Act, decide
 from crs.profiles.db import ProfileStore, edit_profile
@@ -31,7 +32,6 @@ from crs.rank.scorer import ScorerError, SeqScorer, sequential_scores
 from crs.rank.store import IndexReport, ItemStore
 from crs.reply import answers, compose
 from crs.reply.grounding import GroundingGuard, films_named
-from crs.reply.prompts import Prompts
 from crs.reply.writer_data import fact_line
 from crs.state import (
     BeliefState,

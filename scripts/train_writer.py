@@ -31,7 +31,7 @@ from crs.catalog import load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
 from crs.eval.redial.data import RedialFiles, file_dialogue_ids, load_dialogues  # noqa: E402
 from crs.llm.local import ensure_local_model  # noqa: E402
-from crs.reply.prompts import Prompts  # noqa: E402
+from crs.llm.prompts import Prompts  # noqa: E402
 from crs.reply.writer_data import (  # noqa: E402
     encode_example,
     pad_batches,

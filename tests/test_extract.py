@@ -7,8 +7,8 @@ import pytest
 
 from crs.agent import Agent
 from crs.catalog import Catalog
+from crs.llm.prompts import Prompts
 from crs.llm.scripted import ScriptedChatModel
-from crs.reply.prompts import Prompts
 from crs.state import Session, ToolEvent
 from crs.understand.extract import ExtractionError, link_extraction, llm_extract, merge_rules_first, parse_extraction
 from crs.understand.linker import Linker

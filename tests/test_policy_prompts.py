@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from crs.catalog import Item
+from crs.llm.prompts import PromptError, Prompts
 from crs.policy import decide
-from crs.reply.prompts import PromptError, Prompts
 from crs.state import BeliefState, Preference, apply
 from crs.understand.linker import Linker
 from crs.understand.message import Understander

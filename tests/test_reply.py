@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from crs.catalog import Catalog
+from crs.llm.prompts import Prompts
 from crs.reply import compose
-from crs.reply.prompts import Prompts
 from crs.reply.writer_data import fact_line, well_grounded, writer_examples
 from crs.state import BeliefState, BeliefUpdate, Preference
 from crs.understand.intents import Intent

@@ -302,9 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     from crs.llm.base import LLMError
+    from crs.llm.prompts import PromptError
     from crs.profiles.text import ProfileError
     from crs.rank.metadata import StoreError
-    from crs.reply.prompts import PromptError
 
     try:
         cfg = _apply_args(load_config(args.config), args)

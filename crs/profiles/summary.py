@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from crs.catalog import split_title_year
 from crs.config import ConfigError
 from crs.llm.base import ChatModel, Message
+from crs.llm.prompts import Prompts
 from crs.profiles.text import parse_profile, render_profile
-from crs.reply.prompts import Prompts
 from crs.understand.linker import Linker
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from crs.understand.redial_acts import MovieFact
 
 if TYPE_CHECKING:
     from crs.catalog import Item
-    from crs.reply.prompts import Prompts
+    from crs.llm.prompts import Prompts
     from crs.understand.linker import Linker
     from crs.understand.titles import TitleIndex
 

@@ -12,7 +12,7 @@ import logging
 import re
 
 from crs.llm.base import ChatModel
-from crs.reply.prompts import Prompts
+from crs.llm.prompts import Prompts
 from crs.state import BeliefUpdate, Preference
 from crs.tools import tool
 from crs.understand.linker import Linker, Mention
