@@ -267,6 +267,7 @@ class Agent:
         assert self.profiles is not None
         calls = ToolCalls()
         act = "show_profile" if request == "show" else "edit_profile"
+        lifted: tuple[tuple[str, str], ...] = ()
         try:
             if request == "show":
                 stored = self.profiles.get(session.user)
@@ -279,13 +280,14 @@ class Agent:
                 edit = edit_profile(self.profiles, session.user, message, self.linker, calls=calls)
                 yield from calls.take()
                 reply = edit.message
+                lifted = edit.keys
                 # The newest statement wins: what this conversation said about the same things goes.
                 session.belief = apply(session.belief, BeliefUpdate(retract=edit.keys))
         except ProfileError as exc:
             yield NoticeEvent(str(exc))
             reply = f"I could not change your profile: {exc}"
         yield TokenEvent(reply)
-        session.turns.append(Turn(turn_no, message, reply, act, (), BeliefUpdate(), tuple(calls.events)))
+        session.turns.append(Turn(turn_no, message, reply, act, (), BeliefUpdate(), tuple(calls.events), lifted))
         self._log_turn(session, message, reply, act, [])
         profile = self._profile(session)
         yield FinalEvent(reply, (), self._profiled(session.belief, profile, session, BeliefUpdate()), act)

@@ -5,8 +5,12 @@ Everything here is a plain dataclass; updates are pure functions that return a n
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from crs.catalog import Item
@@ -222,6 +226,11 @@ class Turn:
     item_ids: tuple[str, ...]
     update: BeliefUpdate
     tools: tuple[ToolEvent, ...] = ()
+    # Preference keys a profile edit of this turn spoke of: it lifts an earlier "forget" of them.
+    lifted: tuple[tuple[str, str], ...] = ()
+
+
+SESSION_FORMAT = 1  # the version of Session.to_dict's layout
 
 
 @dataclass
@@ -232,3 +241,77 @@ class Session:
     user: str = "local"
     belief: BeliefState = field(default_factory=BeliefState)
     turns: list[Turn] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: the belief and every turn (message, reply, act, items, update, and
+        each tool call's name, arguments, summary and time). Tool outputs (candidates, records the
+        agent reads again) are not kept; ``from_dict`` gives them back as None."""
+        return {
+            "format": SESSION_FORMAT,
+            "id": self.id,
+            "user": self.user,
+            "belief": _plain(self.belief),
+            "turns": [
+                _plain(replace(t, tools=tuple(replace(e, result=replace(e.result, output=None)) for e in t.tools)))
+                for t in self.turns
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        """A session saved by ``to_dict``; malformed data raises ``ValueError`` naming the part."""
+        if not isinstance(data, Mapping) or data.get("format") != SESSION_FORMAT:
+            raise ValueError(f"not a saved session of format {SESSION_FORMAT}")
+        return cls(
+            id=str(data.get("id", "local")),
+            user=str(data.get("user", "local")),
+            belief=_build(BeliefState, data.get("belief", {}), "belief"),
+            turns=[_build(Turn, t, f"turns[{i}]") for i, t in enumerate(data.get("turns", []))],
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A dataclass tree as JSON-able data (tuples become lists)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    """``value`` (from ``_plain``) as the type ``tp``: dataclasses, tuples, lists, optionals, literals."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        unknown = set(value) - names
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        return tp(**{k: _build(hints[k], v, f"{where}.{k}") for k, v in value.items()})
+    if origin is tuple or origin is list:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+        built = [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(built) if origin is tuple else built
+    if origin is typing.Literal:
+        if value not in args:
+            raise ValueError(f"{where}: {value!r} is not one of {args}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        return _build(next(a for a in args if a is not type(None)), value, where)
+    if tp is object or origin is dict or tp is dict:
+        return value
+    if tp in (str, int, float, bool):
+        if not isinstance(value, tp) and not (tp is float and isinstance(value, int)):
+            raise ValueError(f"{where}: expected {tp.__name__}, got {type(value).__name__}")
+        return tp(value)
+    return value

@@ -230,3 +230,29 @@ def test_a_film_turned_down_without_a_reason_is_asked_about(store, catalog: Cata
     assert "violent" in why.belief.values("keyword", -1)
     assert passed.items[0].id not in why.belief.disliked_items
     assert "?" not in why.reply.split("My picks:")[0]  # asked once: not again about the same film
+
+
+def test_a_session_saved_as_json_goes_on_where_it_stopped(store, catalog: Catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    import json
+
+    llm = ScriptedChatModel(default="Here are some picks.")
+    agent = make_agent(store, catalog, llm, tmp_path)
+    session = Session(id="s1", user="ann")
+    first = agent.respond(session, "I loved Alien but no romance please, nothing before 1970")
+    saved = json.loads(json.dumps(session.to_dict()))  # plain JSON, no objects
+    restored = Session.from_dict(saved)
+    assert restored.belief == session.belief and restored.id == "s1" and restored.user == "ann"
+    assert [(t.user, t.reply, t.act, t.item_ids, t.update) for t in restored.turns] == [
+        (t.user, t.reply, t.act, t.item_ids, t.update) for t in session.turns
+    ]
+    tool = restored.turns[0].tools[0]
+    assert tool.call.name == "retrieve" and tool.result.summary and tool.result.output is None
+    # The restored session goes on like the original: same picks, nothing shown twice, the dislike kept.
+    again, twin = agent.respond(restored, "more like that"), agent.respond(session, "more like that")
+    assert [i.id for i in again.items] == [i.id for i in twin.items]
+    assert again.items and not {i.id for i in again.items} & {i.id for i in first.items}
+    assert not [i for i in again.items if i.has_genre("Romance") or (i.year or 2000) < 1970]
+    with pytest.raises(ValueError, match="format"):
+        Session.from_dict({"belief": {}})
+    with pytest.raises(ValueError, match=r"belief\.preferences\[0\]\.polarity"):
+        Session.from_dict(saved | {"belief": {"preferences": [{"kind": "genre", "value": "X", "polarity": 2}]}})

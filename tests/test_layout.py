@@ -86,3 +86,20 @@ def test_the_foundation_imports_no_folder_above_it(module: str) -> None:
     allowed = FOUNDATION | {"crs", "crs.llm.base"}
     bad = [f"{module}:{line} imports {target}" for target, _, line in found if target not in allowed]
     assert not bad, "\n".join(bad)
+
+
+def test_the_public_names_load_lazily() -> None:
+    """``import crs`` hands out the names a program needs without loading a model library."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, crs\n"
+        "names = [crs.Session, crs.load_config, crs.FinalEvent, crs.BeliefState]\n"
+        "heavy = [m for m in ('torch', 'chromadb', 'transformers', 'gradio') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert crs.Agent.__module__ == 'crs.agent' and set(crs.__all__) >= {'Agent', 'Session', 'load_config'}\n"
+        "try:\n    crs.nope\nexcept AttributeError as e:\n    assert 'nope' in str(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -211,6 +211,7 @@ def test_bound_turns_keeps_what_later_turns_need() -> None:
             (),
             BeliefUpdate(),
             (ToolEvent(ToolCall("edit_profile", {}), ToolResult("edit_profile", edit, "ok")),),
+            lifted=edit.keys,
         )
     )
     session.turns += [_turn(n) for n in range(4, 9)]

@@ -4,8 +4,8 @@
 that holds only what later turns still need: the preference keys the user asked to forget, so
 the saved profile does not bring them back (``crs.profiles.text.suppressed_keys`` reads them). The
 belief already holds everything else the old turns said. Tool outputs (up to 50 candidate
-items each) are dropped from all but the latest turns; a profile edit's output is kept, since
-it lifts an earlier "forget".
+items each) are dropped from all but the latest turns (a profile edit that lifts an earlier
+"forget" says so in its turn's ``lifted`` keys, not in its output).
 
 ``SessionReaper`` drops whole page sessions (Gradio's per-tab state, including its copy of the
 page's configuration, about 150 KB each) once they have been idle for the configured time;
@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from crs.profiles.text import ProfileEdit, suppressed_keys
+from crs.profiles.text import suppressed_keys
 from crs.state import BeliefUpdate, Session, ToolEvent, Turn
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,7 @@ KEEP_TOOL_OUTPUTS = 2  # turns at the end whose tool outputs are kept whole
 
 
 def _light(event: ToolEvent) -> ToolEvent:
-    if isinstance(event.result.output, ProfileEdit) or event.result.output is None:
-        return event
-    return replace(event, result=replace(event.result, output=None))
+    return event if event.result.output is None else replace(event, result=replace(event.result, output=None))
 
 
 def bound_turns(session: Session, max_turns: int) -> None:
@@ -54,7 +52,7 @@ def bound_turns(session: Session, max_turns: int) -> None:
         )
         turns[:] = [summary, *kept]
     for turn in turns[:-KEEP_TOOL_OUTPUTS]:
-        if any(e.result.output is not None and not isinstance(e.result.output, ProfileEdit) for e in turn.tools):
+        if any(e.result.output is not None for e in turn.tools):
             turn.tools = tuple(_light(e) for e in turn.tools)
 
 

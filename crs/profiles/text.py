@@ -360,7 +360,5 @@ def suppressed_keys(turns: Sequence[Turn], update: BeliefUpdate) -> set[tuple[st
     out: set[tuple[str, str]] = set()
     for turn in turns:
         out |= {(k, v.casefold()) for k, v in turn.update.retract}
-        for event in turn.tools:
-            if isinstance(event.result.output, ProfileEdit):
-                out -= set(event.result.output.keys)
+        out -= set(turn.lifted)
     return out | {(k, v.casefold()) for k, v in update.retract}
