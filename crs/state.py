@@ -85,6 +85,10 @@ class BeliefState:
     accepted: tuple[str, ...] = ()
     focus: str | None = None  # the film the last answer or explanation was about ("who's in it?")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The belief as plain JSON-able data (``Session.from_dict`` reads it back)."""
+        return _plain(self)
+
     def constraint(self, kind: str) -> int | None:
         return next((c.value for c in self.constraints if c.kind == kind), None)
 

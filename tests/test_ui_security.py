@@ -70,11 +70,11 @@ def serve(agent: Agent, **settings: object) -> Iterator[tuple[str, Agent, Any]]:
         cfg = dataclasses.replace(cfg, serve=dataclasses.replace(cfg.serve, **settings))
         agent = Agent(cfg, agent.catalog, agent.store, agent.llm, linker=agent.linker, profiles=agent.profiles)
     port = free_port()
-    demo = launch(agent, "127.0.0.1", port, prevent_thread_lock=True)
+    served = launch(agent, "127.0.0.1", port, prevent_thread_lock=True)
     try:
-        yield f"http://127.0.0.1:{port}/", agent, demo
+        yield f"http://127.0.0.1:{port}/", agent, served.blocks
     finally:
-        demo.close()
+        served.close()
 
 
 @pytest.fixture(scope="module")

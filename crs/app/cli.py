@@ -201,7 +201,7 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
     logins = parse_auth(cfg.serve.auth)  # checked before the slow start
     agent = Agent.from_config(cfg)
     who = f"{len(logins)} user login(s)" if logins else "one local user, no login"
-    print(f"serving on http://{cfg.serve.host}:{cfg.serve.port} ({who})", flush=True)
+    print(f"serving on http://{cfg.serve.host}:{cfg.serve.port} ({who}); HTTP API under /v1", flush=True)
     launch(agent, cfg.serve.host, cfg.serve.port)
     return 0
 

@@ -23,7 +23,10 @@ a fixed number of card slots (``crs-card-<i>``), each a column with its own butt
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from crs.app import feedback
 from crs.app.sessions import SessionReaper
@@ -178,8 +181,30 @@ def build_app(agent: Agent) -> gr.Blocks:
     return demo
 
 
-def launch(agent: Agent, host: str, port: int, prevent_thread_lock: bool = False) -> gr.Blocks:
+@dataclass
+class Served:
+    """The running server: the page (``blocks``) mounted at ``/`` of the HTTP API's app (``app``)."""
+
+    blocks: gr.Blocks
+    app: Any  # fastapi.FastAPI
+    server: Any  # uvicorn.Server
+    thread: threading.Thread | None
+    url: str
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+        self.blocks.close()
+
+
+def launch(agent: Agent, host: str, port: int, prevent_thread_lock: bool = False) -> Served:
+    """Serve the page and the HTTP API (``crs.app.api``) on ``host:port``. Blocks until the server
+    stops, unless ``prevent_thread_lock``: then it runs in a thread and the ``Served`` closes it."""
     import gradio as gr
+    import uvicorn
+
+    from crs.app.api import build_api
 
     auth = parse_auth(agent.cfg.serve.auth)
     if auth:
@@ -194,18 +219,29 @@ def launch(agent: Agent, host: str, port: int, prevent_thread_lock: bool = False
         except ProfileError as exc:
             log.warning("the profile tab is disabled: %s", exc)
     demo = build_app(agent)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        state_session_capacity=max(1, agent.cfg.serve.max_sessions),
-        share=False,
-        show_error=False,
-        prevent_thread_lock=prevent_thread_lock,
+    demo.state_session_capacity = max(1, agent.cfg.serve.max_sessions)
+    app = gr.mount_gradio_app(
+        build_api(agent, auth),
+        demo,
+        path="/",
         auth=auth or None,
         auth_message="Log in to keep your own profile." if auth else None,
+        show_error=False,
         css=CSS,
         theme=gr.themes.Soft(),
         footer_links=["gradio"],
-        quiet=prevent_thread_lock,
     )
-    return demo
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    url = f"http://{host}:{port}/"
+    if not prevent_thread_lock:
+        server.run()
+        return Served(demo, app, server, None, url)
+    thread = threading.Thread(target=server.run, name="crs-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start on {host}:{port}")
+        time.sleep(0.05)
+    return Served(demo, app, server, thread, url)
