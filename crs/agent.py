@@ -147,6 +147,8 @@ class Agent:
         self.prompts = prompts or Prompts()
         self.linker = linker or Linker(catalog)
         self.understander = Understander(self.linker, reader)  # reader None: the rules read alone
+        # What runs with less than was configured, found at start (a missing shipped scorer or reader).
+        self.degraded: list[str] = []
         mode = cfg.nlu.llm_extract
         self.use_llm_extraction = mode == "on" or (mode == "auto" and cfg.llm.backend == "openai")
 
@@ -162,7 +164,13 @@ class Agent:
         scorer = load_scorer(cfg, catalog)
         profile_store = ProfileStore.from_config(cfg) if profiles else None
         llm = llm or load_chat_model(cfg)
-        return cls(cfg, catalog, store, llm, scorer=scorer, profiles=profile_store, reader=load_reader(cfg))
+        reader = load_reader(cfg)
+        agent = cls(cfg, catalog, store, llm, scorer=scorer, profiles=profile_store, reader=reader)
+        if scorer is None and cfg.scorer.checkpoint:
+            agent.degraded.append("the shipped sequential scorer is not used: ranking by retrieval and popularity")
+        if reader is None and cfg.nlu.reader != "off":
+            agent.degraded.append("the learned message reader is not used: the rules read messages alone")
+        return agent
 
     # ---- the turn ------------------------------------------------------------------------
 
@@ -187,7 +195,12 @@ class Agent:
         intent = reading.intent
         update = reading.update
         if self.use_llm_extraction and not {"ask_item", "ask_why"} & set(reading.acts):
-            extracted = llm_extract(message, self.llm, self.prompts, self.linker, turn_no, calls=calls)
+            try:
+                extracted = llm_extract(message, self.llm, self.prompts, self.linker, turn_no, calls=calls)
+            except LLMError as exc:  # a server that is down must not end the turn: the rules read alone
+                log.warning("LLM extraction failed: %s", exc)
+                extracted = BeliefUpdate()
+                yield NoticeEvent(f"The language model could not read your message ({exc}).", degraded=True)
             yield from calls.take()
             update = merge_rules_first(update, extracted)
         if intent.shift:
@@ -211,7 +224,7 @@ class Agent:
             except StoreError as exc:  # a damaged index or a failing Chroma server: the turn still ends
                 log.error("item store failed: %s", exc)
                 reply = "I cannot search the catalog right now: the item index failed (see the notice)."
-                yield NoticeEvent(f"The item index failed: {exc}")
+                yield NoticeEvent(f"The item index failed: {exc}", degraded=True)
                 yield TokenEvent(reply)
                 session.belief = own  # what the user said this turn is kept
                 session.turns.append(Turn(turn_no, message, reply, "error", (), update, tuple(calls.events)))
@@ -493,10 +506,10 @@ class Agent:
                     yield TokenEvent(tail)
         except LLMError as exc:
             log.warning("LLM failed: %s", exc)
-            yield NoticeEvent(f"The language model failed ({exc}); showing a plain answer instead.")
+            yield NoticeEvent(f"The language model failed ({exc}); showing a plain answer instead.", degraded=True)
         except Exception:  # a model bug must not end the conversation
             log.exception("LLM crashed")
-            yield NoticeEvent("The language model failed; showing a plain answer instead.")
+            yield NoticeEvent("The language model failed; showing a plain answer instead.", degraded=True)
         if guard.removed:
             log.info("grounding guard removed %d sentence(s)", len(guard.removed))
         text = "".join(emitted)

@@ -208,6 +208,7 @@ class TokenEvent:
 @dataclass(frozen=True)
 class NoticeEvent:
     message: str  # something the user should know (input truncated, a fallback used)
+    degraded: bool = False  # the turn fell back (the LLM or the item index failed); `crs chat --strict` fails
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 A tool is an ordinary function with a docstring and type hints. Decorated, it is still called as
 one; given ``calls=`` a :class:`ToolCalls` (the agent's record of one turn), the call is also
 recorded: its name, its arguments as the UI shows them (no store or catalog objects, short
-strings), a one-line summary of what it returned, and how long it took::
+strings), a one-line summary of what it returned, and how long it took (a tool that raises is
+recorded with its error, and the exception goes on to the caller)::
 
     @tool(summary=lambda out, args: f"{len(out)} candidates")
     def retrieve(store: ItemStore, query: str, k: int = 50) -> list[Candidate]: ...
@@ -65,7 +66,13 @@ class Tool(Generic[P, T]):
         bound.apply_defaults()
         shown = {k: shown_value(v) for k, v in bound.arguments.items() if k not in self.hidden}
         start = time.perf_counter()
-        output = self.fn(*args, **kwargs)
+        try:
+            output = self.fn(*args, **kwargs)
+        except Exception as exc:  # recorded, then raised: the caller decides what a failed tool means
+            seconds = time.perf_counter() - start
+            result = ToolResult(self.name, None, f"failed: {exc}", seconds, error=f"{type(exc).__name__}: {exc}")
+            calls.add(ToolEvent(ToolCall(self.name, shown), result))
+            raise
         seconds = time.perf_counter() - start
         result = ToolResult(self.name, output, self.summary(output, bound.arguments), seconds)
         calls.add(ToolEvent(ToolCall(self.name, shown), result))

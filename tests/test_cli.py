@@ -73,6 +73,24 @@ def test_index_then_chat_once_json(small_file: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_chat_once_tells_when_the_turn_degraded(small_file: Path, tmp_path: Path) -> None:
+    """An LLM server that is down: the turn still ends with a plain answer, the notice goes to stderr
+    and into --json, and --strict makes the exit code say so."""
+    assert run_crs("index", "--catalog", str(small_file), tmp_path=tmp_path).returncode == 0
+    down = {"CRS_LLM__BACKEND": "openai", "CRS_LLM__BASE_URL": "http://127.0.0.1:9/v1", "CRS_LLM__TIMEOUT": "5"}
+    args = ["chat", "--catalog", str(small_file), "--once", "a crime movie, no comedy", "--json"]
+    lenient = run_crs(*args, tmp_path=tmp_path, env=down)
+    assert lenient.returncode == 0, lenient.stderr
+    data = json.loads(lenient.stdout)
+    assert data["items"] and data["reply"].strip()
+    assert any("language model failed" in n for n in data["notices"])
+    assert any("language model failed" in d for d in data["degraded"])
+    assert "crs: notice: The language model failed" in lenient.stderr
+    strict = run_crs(*args, "--strict", tmp_path=tmp_path, env=down)
+    assert strict.returncode == 1 and json.loads(strict.stdout)["items"]
+
+
+@pytest.mark.slow
 def test_interactive_chat(small_file: Path, tmp_path: Path) -> None:
     out = run_crs(
         "chat", "--catalog", str(small_file), tmp_path=tmp_path, stdin="I want a crime movie, no comedy\n\nquit\n"

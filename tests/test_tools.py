@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from crs.catalog import Item
 from crs.rank.candidates import Candidate, score
 from crs.state import BeliefState, Preference
@@ -93,3 +95,16 @@ def test_a_broad_request_leans_on_popularity_but_keeps_to_its_genre() -> None:
     assert narrow[0] == "obscure"  # similarity decides when popularity weighs little
     broad = [c.item.id for c in score(cands, belief, k=3, broad=True)]
     assert broad == ["sandlot", "obscure", "inception"]
+
+
+def test_a_failing_tool_is_recorded_with_its_error_and_still_raises() -> None:
+    @tool(summary=lambda out, a: "never")
+    def broken(x: int) -> int:
+        raise RuntimeError(f"no {x}")
+
+    calls = ToolCalls()
+    with pytest.raises(RuntimeError, match="no 3"):
+        broken(3, calls=calls)
+    (event,) = calls.take()
+    assert event.call.arguments == {"x": 3} and event.result.output is None
+    assert event.result.error == "RuntimeError: no 3" and event.result.summary == "failed: no 3"

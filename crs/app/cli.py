@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from crs.catalog import CatalogError, Item
 from crs.config import Config, ConfigError, load_config
+from crs.state import FinalEvent, NoticeEvent
 
 log = logging.getLogger("crs")
 
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     catalog_opts(sp)
     sp.add_argument("--once", metavar="TEXT", help="answer one message and exit")
     sp.add_argument("--json", action="store_true", help="with --once: print one JSON object")
+    sp.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --once: exit 1 when the turn degraded (LLM or index failed, scorer off)",
+    )
     sp.add_argument("--user", help="chat as this user: read and update their profile, log the turns")
 
     sp = sub.add_parser("serve", help="serve the chat UI in the browser")
@@ -140,15 +146,22 @@ def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_turn(final: object, as_json: bool) -> None:
-    from crs.state import FinalEvent
-
-    assert isinstance(final, FinalEvent)
+def _print_turn(final: FinalEvent, notices: list[NoticeEvent], degraded: list[str], as_json: bool) -> None:
+    """The turn on stdout (text, or one JSON object); notices also on stderr."""
+    for notice in notices:
+        print(f"crs: notice: {notice.message}", file=sys.stderr)
     if as_json:
-        items = [
-            {"id": i.id, "title": i.title, "year": i.year, "genres": list(i.genres), "url": i.url} for i in final.items
-        ]
-        print(json.dumps({"reply": final.reply, "act": final.act, "items": items}, ensure_ascii=False))
+        record = {
+            "reply": final.reply,
+            "act": final.act,
+            "items": [
+                {"id": i.id, "title": i.title, "year": i.year, "genres": list(i.genres), "url": i.url}
+                for i in final.items
+            ],  # fmt: skip
+            "notices": [n.message for n in notices],
+            "degraded": degraded,
+        }
+        print(json.dumps(record, ensure_ascii=False))
         return
     print(final.reply)
     _print_links(final.items)
@@ -165,15 +178,20 @@ def _print_links(items: tuple[Item, ...]) -> None:
 def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
     from crs.agent import Agent
     from crs.profiles.db import check_user
-    from crs.state import FinalEvent, NoticeEvent, Session, TokenEvent
+    from crs.state import Session, TokenEvent
 
     user = check_user(args.user) if args.user is not None else ""  # no user: nothing read or logged
     agent = Agent.from_config(cfg, progress=not args.json)
     session = Session(user=user)
     if args.once is not None:
-        final = agent.respond(session, args.once)
-        _print_turn(final, args.json)
-        return 0
+        events = list(agent.step(session, args.once))
+        final = next(e for e in events if isinstance(e, FinalEvent))
+        notices = [e for e in events if isinstance(e, NoticeEvent)]
+        degraded = [*agent.degraded, *(n.message for n in notices if n.degraded)]
+        for reason in agent.degraded:
+            print(f"crs: notice: {reason}", file=sys.stderr)
+        _print_turn(final, notices, degraded, args.json)
+        return 1 if args.strict and degraded else 0
     print("Chat with crs (Ctrl-D or 'quit' to leave).")
     while True:
         try:
