@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
@@ -42,6 +43,7 @@ from crs.state import (
     Session,
     StateEvent,
     TokenEvent,
+    ToolEvent,
     Turn,
     apply,
     dropped_constraints,
@@ -175,7 +177,35 @@ class Agent:
     # ---- the turn ------------------------------------------------------------------------
 
     def step(self, session: Session, text: object) -> Iterator[Event]:
-        """Run one turn, yielding events; never raises for bad input or a failing LLM."""
+        """Run one turn, yielding events; never raises for bad input or a failing LLM. The turn is
+        timed by stage as its events pass (reading and belief, each tool, first token, reply) and,
+        with a profile store and a user, logged with its update, belief, tool calls and notices."""
+        start = time.perf_counter()
+        before = len(session.turns)
+        seconds: dict[str, float] = {}
+        notices: list[str] = []
+        last = start
+        for event in self._turn(session, text):
+            now = time.perf_counter()
+            if isinstance(event, StateEvent):
+                seconds["read"] = round(now - start, 4)
+            elif isinstance(event, ToolEvent):
+                seconds[event.call.name] = round(seconds.get(event.call.name, 0.0) + event.result.seconds, 4)
+            elif isinstance(event, NoticeEvent):
+                notices.append(event.message)
+            elif isinstance(event, TokenEvent):
+                seconds.setdefault("first_token", round(now - start, 4))
+            elif isinstance(event, FinalEvent):
+                seconds["reply"] = round(now - last, 4)
+                seconds["total"] = round(now - start, 4)
+                if len(session.turns) > before:
+                    session.turns[-1].seconds = seconds
+                    self._log_turn(session, event, notices)
+            if not isinstance(event, TokenEvent):
+                last = now
+            yield event
+
+    def _turn(self, session: Session, text: object) -> Iterator[Event]:
         message, notices = clean_message(text, self.cfg.retrieval.max_message_chars)
         for notice in notices:
             yield NoticeEvent(notice)
@@ -253,7 +283,6 @@ class Agent:
         session.turns.append(
             Turn(turn_no, message, reply, act.kind, tuple(i.id for i in items), update, tuple(calls.events))
         )
-        self._log_turn(session, message, reply, act.kind, [i.id for i in items])
         yield FinalEvent(reply, items, belief, act.kind)
 
     # ---- the user's profile ------------------------------------------------------------------
@@ -301,15 +330,30 @@ class Agent:
             reply = f"I could not change your profile: {exc}"
         yield TokenEvent(reply)
         session.turns.append(Turn(turn_no, message, reply, act, (), BeliefUpdate(), tuple(calls.events), lifted))
-        self._log_turn(session, message, reply, act, [])
         profile = self._profile(session)
         yield FinalEvent(reply, (), self._profiled(session.belief, profile, session, BeliefUpdate()), act)
 
-    def _log_turn(self, session: Session, message: str, reply: str, act: str, item_ids: list[str]) -> None:
-        if self.profiles is None or not session.user:
+    def _log_turn(self, session: Session, final: FinalEvent, notices: list[str]) -> None:
+        """Log the session's latest turn for research (``crs logs``): message, reply, act, items, the
+        update and the belief after it, the tool calls and the stage times."""
+        if self.profiles is None or not self.cfg.profile.log_turns:
             return
+        user = session.user or "local"  # a chat without a user (its profile is not read) is logged as local
+        turn = session.turns[-1]
+        saved = Session(turns=[turn]).to_dict()["turns"][0]  # plain data, tool outputs left out
+        record = {
+            "update": saved["update"],
+            "belief": final.belief.to_dict(),
+            "tools": [
+                {"name": e["call"]["name"], "arguments": e["call"]["arguments"]}
+                | {k: e["result"][k] for k in ("summary", "seconds", "error")}
+                for e in saved["tools"]
+            ],
+            "seconds": turn.seconds,
+            "notices": notices,
+        }
         try:
-            self.profiles.log_turn(session.user, session.id, message, reply, act, item_ids)
+            self.profiles.log_turn(user, session.id, turn.user, turn.reply, turn.act, list(turn.item_ids), record)
         except (ProfileError, OSError, RuntimeError) as exc:  # a full disk must not end the conversation
             log.warning("turn of %r not logged: %s", session.user, exc)
 

@@ -190,6 +190,9 @@ class ProfileConfig(_Checked):
     db_path: str = ""  # SQLite file for users, profiles and conversation logs; "" = <data_dir>/crs.db
     block_size: int = at_least(5, 1)  # history items per summarised block
     method: SummaryMethod = "hierarchical"  # how block summaries are combined
+    # Log every turn (message, reply, act, items, belief update, tool calls, stage times) in the
+    # database for research (`crs logs --jsonl`); `--no-log` on chat and serve turns it off.
+    log_turns: bool = True
     max_chars: int = at_least(4000, 1)  # longest profile text accepted
 
 

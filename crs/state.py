@@ -233,6 +233,7 @@ class Turn:
     tools: tuple[ToolEvent, ...] = ()
     # Preference keys a profile edit of this turn spoke of: it lifts an earlier "forget" of them.
     lifted: tuple[tuple[str, str], ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> time: read, each tool, first_token, reply, total
 
 
 SESSION_FORMAT = 1  # the version of Session.to_dict's layout

@@ -256,3 +256,55 @@ def test_a_session_saved_as_json_goes_on_where_it_stopped(store, catalog: Catalo
         Session.from_dict({"belief": {}})
     with pytest.raises(ValueError, match=r"belief\.preferences\[0\]\.polarity"):
         Session.from_dict(saved | {"belief": {"preferences": [{"kind": "genre", "value": "X", "polarity": 2}]}})
+
+
+def test_every_turn_is_logged_for_research_and_crs_logs_exports_it(store, catalog: Catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+
+    from crs.profiles.db import ProfileStore
+
+    cfg = test_config(tmp_path)
+    profiles = ProfileStore(tmp_path / "logs.db")
+    agent = Agent(cfg, catalog, store, ScriptedChatModel(default="Here are some picks."), profiles=profiles)
+    ann, nobody = Session(id="s-ann", user="ann"), Session(id="s-cli", user="")
+    agent.respond(ann, "I loved Alien but no romance please")
+    agent.respond(ann, "who directed the first one?")
+    agent.respond(nobody, "a comedy")  # no user: its profile is not read, its turn is logged as local
+    rows = list(profiles.logged_turns())
+    assert [(r["user"], r["session_id"]) for r in rows] == [("ann", "s-ann"), ("ann", "s-ann"), ("local", "s-cli")]
+    first = rows[0]
+    assert first["act"] == "recommend" and first["item_ids"] and first["reply"].strip()
+    assert {"kind": "genre", "value": "Romance", "polarity": -1}.items() <= first["update"]["preferences"][-1].items()
+    assert first["belief"]["last_shown"] == first["item_ids"]
+    assert [t["name"] for t in first["tools"]] == ["retrieve", "sequential", "score"]
+    assert all(t["seconds"] >= 0 and t["summary"] for t in first["tools"])
+    times = first["seconds"]
+    assert {"read", "retrieve", "score", "first_token", "reply", "total"} <= set(times)
+    assert 0 < times["read"] <= times["first_token"] <= times["total"]
+    assert ann.turns[0].seconds == times  # the session holds the same times
+    profiles.close()
+
+    # The command: JSON lines, filtered by user, session and time.
+    env = {**__import__("os").environ, "CRS_PROFILE__DB_PATH": str(tmp_path / "logs.db")}
+
+    def logs(*args: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "crs.app.cli", "logs", *args], capture_output=True, text=True,
+                             env=env, timeout=120, check=True)  # fmt: skip
+        return out.stdout.splitlines()
+
+    exported = [json.loads(line) for line in logs("--jsonl")]
+    assert [e["user_text"] for e in exported] == [r["user_text"] for r in rows]
+    assert len(logs("--jsonl", "--user", "local")) == 1 and len(logs("--jsonl", "--session", "s-ann")) == 2
+    assert logs("--jsonl", "--since", "2999-01-01") == []
+    assert "ann/s-ann recommend" in logs()[0]
+
+    # Logging off: nothing more is written.
+    quiet = Agent(
+        dataclasses.replace(cfg, profile=dataclasses.replace(cfg.profile, log_turns=False)), catalog, store,
+        ScriptedChatModel(default="ok"), profiles=ProfileStore(tmp_path / "logs.db"),
+    )  # fmt: skip
+    quiet.respond(Session(id="s-q", user="ann"), "a western")
+    assert len(list(quiet.profiles.logged_turns())) == 3  # type: ignore[union-attr]

@@ -286,10 +286,11 @@ def test_profile_reaches_the_reply_prompt_and_users_stay_apart(store, catalog: C
     bob = agent.respond(Session(id="b", user="bob"), "what should I watch tonight?")
     assert "Their profile: likes Comedy." in llm.calls[-1][-1].content
     assert "Horror" not in bob.belief.disliked_genres and "Thriller" not in bob.belief.liked_genres
-    # No user, or no profile store: nothing is read or logged.
+    # No user: no profile is read; the turn is logged for research as the local user, who gets no profile.
     anon = agent.respond(Session(id="c", user=""), "a thriller please")
     assert "Their profile" not in llm.calls[-1][-1].content and anon.items
-    assert profiles.users() == ["ann", "bob"]
+    assert profiles.users() == ["ann", "bob", "local"] and profiles.get("local") is None
+    assert [t["session_id"] for t in profiles.turns("local")] == ["c"]
 
     shown = agent.respond(Session(id="a", user="ann"), "show me my profile")
     assert shown.act == "show_profile" and "- Horror" in shown.reply and not shown.items

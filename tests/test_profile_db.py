@@ -119,9 +119,30 @@ def test_migrations_run_in_order_and_keep_data(tmp_path: Path) -> None:
         db.execute("INSERT INTO users (name, created_at) VALUES ('ann', '2024-01-01T00:00:00Z')")
         db.execute("INSERT INTO profiles (user_id, version, text, source, created_at) VALUES (1, 1, 'old', 'x', 'y')")
     store = ProfileStore(path)
-    assert store.schema_version() == len(MIGRATIONS) == 2
+    assert store.schema_version() == len(MIGRATIONS) == 3
     assert store.get("ann").text == "old"  # type: ignore[union-attr]
     store.log_turn("ann", "s", "hi", "hello", "ask", [])  # the table the second migration made
+    store.close()
+    # A database of the second migration, with a logged turn: the third adds the record column, the row stays.
+    v2 = tmp_path / "v2.db"
+    with sqlite3.connect(v2) as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        MIGRATIONS[0](db)
+        MIGRATIONS[1](db)
+        db.execute("INSERT INTO schema_version VALUES (2)")
+        db.execute("INSERT INTO users (name, created_at) VALUES ('bob', '2024-01-01T00:00:00Z')")
+        db.execute(
+            "INSERT INTO turns (user_id, session_id, created_at, user_text, reply, act, item_ids) "
+            "VALUES (1, 's0', '2024-01-02T00:00:00Z', 'old message', 'old reply', 'ask', '[]')"
+        )
+    store = ProfileStore(v2)
+    assert store.schema_version() == 3
+    store.log_turn("bob", "s1", "new", "reply", "recommend", ["x"], {"seconds": {"total": 1.5}})
+    old, new = store.turns("bob")
+    assert (old["user_text"], old["session_id"], old.get("seconds")) == ("old message", "s0", None)
+    assert new["seconds"] == {"total": 1.5} and new["item_ids"] == ["x"]
+    assert [t["user_text"] for t in store.logged_turns(session="s1")] == ["new"]
+    assert [t["user_text"] for t in store.logged_turns(since="2024-01-03")] == ["new"]
     store.close()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE schema_version SET version = 99")

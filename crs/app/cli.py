@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         help="drop the index (even a damaged one, without opening it) and build it anew",
     )
 
+    lg = sub.add_parser("logs", help="export logged turns (message, reply, act, items, belief update, tools, times)")
+    lg.add_argument("--jsonl", action="store_true", help="one JSON object per turn (default: one line of text each)")
+    lg.add_argument("--user", help="only this user's turns")
+    lg.add_argument("--session", help="only this session's turns")
+    lg.add_argument("--since", help="only turns from this ISO time on, e.g. 2026-12-01 or 2026-12-01T10:00")
     sp = sub.add_parser("chat", help="chat in the terminal")
     catalog_opts(sp)
     sp.add_argument("--once", metavar="TEXT", help="answer one message and exit")
@@ -46,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --once: exit 1 when the turn degraded (LLM or index failed, scorer off)",
     )
-    sp.add_argument("--user", help="chat as this user: read and update their profile, log the turns")
+    sp.add_argument("--user", help="chat as this user: read and update their profile")
+    sp.add_argument("--no-log", action="store_true", help="do not log the turns ([profile] log_turns)")
 
     sp = sub.add_parser("serve", help="serve the chat UI in the browser")
     catalog_opts(sp)
@@ -54,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, help="port (default 7860)")
     sp.add_argument("--concurrency", type=int, help="chat turns processed at once (default 2)")
     sp.add_argument("--max-queue", type=int, help="turns that may wait for a free slot before new ones are refused")
+    sp.add_argument("--no-log", action="store_true", help="do not log the turns ([profile] log_turns)")
 
     sub.add_parser("setup", help="prepare the local model cache and the demo index, then exit")
 
@@ -119,7 +126,10 @@ def _apply_args(cfg: Config, args: argparse.Namespace) -> Config:
     for name in ("host", "port", "concurrency", "max_queue"):
         if getattr(args, name, None) is not None:
             serve = dataclasses.replace(serve, **{name: getattr(args, name)})
-    return dataclasses.replace(cfg, catalog=catalog, store=store, serve=serve)
+    profile = cfg.profile
+    if getattr(args, "no_log", False):
+        profile = dataclasses.replace(profile, log_turns=False)
+    return dataclasses.replace(cfg, catalog=catalog, store=store, serve=serve, profile=profile)
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -314,6 +324,28 @@ def cmd_read(cfg: Config, args: argparse.Namespace) -> int:
 
 
 COMMANDS["read"] = cmd_read
+
+
+def cmd_logs(cfg: Config, args: argparse.Namespace) -> int:
+    """``crs logs``: the logged turns, oldest first, as JSON lines or one line of text each."""
+    from crs.profiles.db import ProfileStore
+
+    store = ProfileStore.from_config(cfg)
+    try:
+        for turn in store.logged_turns(args.user, args.session, args.since):
+            if args.jsonl:
+                print(json.dumps(turn, ensure_ascii=False))
+            else:
+                total = (turn.get("seconds") or {}).get("total")
+                took = f" {total:.2f}s" if isinstance(total, int | float) else ""
+                print(f"{turn['created_at']} {turn['user']}/{turn['session_id']} {turn['act']}{took}: "
+                      f"{turn['user_text'][:80]!r} -> {str(turn['reply'])[:80]!r}")  # fmt: skip
+    finally:
+        store.close()
+    return 0
+
+
+COMMANDS["logs"] = cmd_logs
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,8 +71,19 @@ def _m2_conversation_log(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX turns_by_user ON turns (user_id, id)")
 
 
+def _m3_turn_records(db: sqlite3.Connection) -> None:
+    """What research needs of a turn beyond its text (update, belief, tool calls, stage times), as
+    JSON; turns logged before this migration keep their rows with an empty record."""
+    db.execute("ALTER TABLE turns ADD COLUMN record TEXT NOT NULL DEFAULT '{}'")
+    db.execute("CREATE INDEX turns_by_time ON turns (created_at)")
+
+
 # Append only: a released migration is never edited, a schema change is a new function.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_m1_users_profiles, _m2_conversation_log)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _m1_users_profiles,
+    _m2_conversation_log,
+    _m3_turn_records,
+)
 
 
 def now_iso() -> str:
@@ -228,27 +239,52 @@ class ProfileStore:
 
     # ---- conversation logs ---------------------------------------------------------------------
 
-    def log_turn(self, user: str, session_id: str, user_text: str, reply: str, act: str, item_ids: list[str]) -> None:
+    def log_turn(
+        self,
+        user: str,
+        session_id: str,
+        user_text: str,
+        reply: str,
+        act: str,
+        item_ids: list[str],
+        record: dict[str, object] | None = None,
+    ) -> None:
+        """Log one turn; ``record`` holds the rest (update, belief, tool calls, stage times) as JSON."""
         user = check_user(user)
         with self._tx() as db:
             uid = self._user_id(db, user, create=True)
             db.execute(
-                "INSERT INTO turns (user_id, session_id, created_at, user_text, reply, act, item_ids) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (uid, session_id, now_iso(), user_text, reply, act, json.dumps(list(item_ids))),
-            )
+                "INSERT INTO turns (user_id, session_id, created_at, user_text, reply, act, item_ids, record) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (uid, session_id, now_iso(), user_text, reply, act, json.dumps(list(item_ids)),
+                 json.dumps(record or {}, ensure_ascii=False)),
+            )  # fmt: skip
 
     def turns(self, user: str) -> list[dict[str, object]]:
-        """The user's logged turns, oldest first."""
-        user = check_user(user)
+        """The user's logged turns, oldest first (without the user's name on each)."""
+        return [{k: v for k, v in t.items() if k != "user"} for t in self.logged_turns(user=check_user(user))]
+
+    def logged_turns(
+        self, user: str | None = None, session: str | None = None, since: str | None = None
+    ) -> Iterator[dict[str, object]]:
+        """Logged turns, oldest first, of one user, one session and from an ISO time on (each optional):
+        user, session_id, created_at, user_text, reply, act, item_ids and the record's fields."""
+        where, args = [], []
+        for clause, value in (("u.name = ?", user), ("t.session_id = ?", session), ("t.created_at >= ?", since)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = (
+            "SELECT u.name, t.session_id, t.created_at, t.user_text, t.reply, t.act, t.item_ids, t.record "
+            "FROM turns t JOIN users u ON u.id = t.user_id"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY t.id"
+        )
         with self._lock:
-            rows = self._db.execute(
-                "SELECT t.session_id, t.created_at, t.user_text, t.reply, t.act, t.item_ids FROM turns t "
-                "JOIN users u ON u.id = t.user_id WHERE u.name = ? ORDER BY t.id",
-                (user,),
-            ).fetchall()
-        keys = ("session_id", "created_at", "user_text", "reply", "act", "item_ids")
-        return [dict(zip(keys, (*r[:5], json.loads(r[5])), strict=True)) for r in rows]
+            rows = self._db.execute(sql, args).fetchall()
+        keys = ("user", "session_id", "created_at", "user_text", "reply", "act")
+        for r in rows:
+            yield dict(zip(keys, r[:6], strict=True)) | {"item_ids": json.loads(r[6])} | json.loads(r[7] or "{}")
 
     # ---- a user's data as a whole --------------------------------------------------------------
 
