@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-KNOWLEDGE_DIR = PROJECT_ROOT / "knowledge"  # shipped data: demo catalog, trained reader, writer and scorer
+# A source checkout (an editable install) reads prompts/ and knowledge/ beside crs/ and keeps its index
+# in knowledge/index; an installed wheel carries them as crs/_shipped/ (see setup.py) and keeps the
+# index in the user's data directory.
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "knowledge").is_dir()
+SHIPPED_ROOT = PROJECT_ROOT if IN_CHECKOUT else Path(__file__).resolve().parent / "_shipped"
+KNOWLEDGE_DIR = SHIPPED_ROOT / "knowledge"  # shipped data: demo catalog, trained reader, writer and scorer
+PROMPTS_DIR = SHIPPED_ROOT / "prompts"  # one template per LLM task
 DEFAULT_SCORER = KNOWLEDGE_DIR / "scorer" / "redial-sasrec.pt"
 DEMO_CATALOG = KNOWLEDGE_DIR / "movies.jsonl.gz"
 
@@ -72,6 +78,11 @@ class _Checked:
                     )
 
 
+def default_index_dir() -> Path:
+    """knowledge/index in a source checkout, else <data_dir>/index (never inside site-packages)."""
+    return KNOWLEDGE_DIR / "index" if IN_CHECKOUT else default_data_dir() / "index"
+
+
 def default_data_root() -> Path:
     """Where the real datasets are (ReDial, MovieLens, ...): ``../shared/data`` beside the checkout."""
     return PROJECT_ROOT.parent / "shared" / "data"
@@ -112,7 +123,7 @@ class CatalogConfig(_Checked):
 
 @dataclass(frozen=True)
 class StoreConfig(_Checked):
-    path: Path = KNOWLEDGE_DIR / "index"  # PersistentClient directory
+    path: Path = field(default_factory=default_index_dir)  # PersistentClient directory
     host: str = ""  # set to use a Chroma server (chroma run) instead
     port: int = at_least(8000, 1)
     collection: str = "items"

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crs.config import PROJECT_ROOT
+from crs.config import PROMPTS_DIR
 from crs.llm.base import Message
-
-PROMPTS_DIR = PROJECT_ROOT / "prompts"
 
 
 class PromptError(RuntimeError):
