@@ -146,6 +146,7 @@ class LLMConfig(_Checked):
     model: str = "default"
     api_key: str = ""
     timeout: float = at_least(120.0, 0, above=True)
+    retries: int = at_least(2, 0)  # openai backend: retries (with backoff) of 429, 5xx and dropped connections
     max_new_tokens: int = at_least(160, 1)
     temperature: float = at_least(0.0, 0)
     seed: int = 0

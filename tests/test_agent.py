@@ -308,3 +308,32 @@ def test_every_turn_is_logged_for_research_and_crs_logs_exports_it(store, catalo
     )  # fmt: skip
     quiet.respond(Session(id="s-q", user="ann"), "a western")
     assert len(list(quiet.profiles.logged_turns())) == 3  # type: ignore[union-attr]
+
+
+def test_a_served_llm_that_dies_mid_reply_still_ends_the_turn(store, catalog: Catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    """The openai backend against a server process that stops mid-stream: the user gets a clear notice
+    and the turn ends with the plain answer from the records."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from crs.llm.openai_compat import OpenAIChatModel
+    from tests.test_llm import _Handler
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        llm = {"backend": "openai", "base_url": f"http://127.0.0.1:{httpd.server_port}/v1", "model": "killed",
+               "retries": 0, "timeout": 5.0}  # fmt: skip
+        cfg = test_config(tmp_path, llm=llm)
+        agent = Agent(cfg, catalog, store, OpenAIChatModel(cfg))
+        events = list(agent.step(Session(), "I want a thriller, no horror"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    notices = [e for e in events if isinstance(e, NoticeEvent)]
+    assert any(n.degraded and "broke off" in n.message for n in notices), notices
+    final = events[-1]
+    assert isinstance(final, FinalEvent) and final.act == "recommend" and final.items
+    assert final.reply.strip() and not [i for i in final.items if i.has_genre("Horror")]

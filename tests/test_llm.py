@@ -153,7 +153,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append((self.path, dict(self.headers), body))  # type: ignore[attr-defined]
+        self.server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))  # type: ignore[attr-defined]
+        if body["model"] == "flaky" and len(self.server.requests) == 1:  # type: ignore[attr-defined]
+            self.send_response(503)  # busy once, then fine: the client retries
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(b"overloaded")
+            return
         if body["model"] == "broken":
             self.send_response(500)
             self.send_header("Content-Type", "text/plain")
@@ -177,10 +184,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         events = [{"role": "assistant"}, {"content": "Try"}, {"content": " Alien"}, {}, {"content": " (1979)."}]
         self.wfile.write(b": keep-alive\n\n")
-        for delta in events:
-            chunk = {"choices": [{"index": 0, "delta": delta}]}
+        for n, delta in enumerate(events):
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}  # fmt: skip
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
+            if n == 2 and body["model"] == "error-event":  # the server reports a failure inside the stream
+                self.wfile.write(b'data: {"error": {"message": "the model ran out of memory"}}\n\n')
+                return
+            if n == 2 and body["model"] == "killed":  # the server dies mid-reply: the connection just ends
+                self.wfile.write(b'data: {"choi')
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+        done = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}  # fmt: skip
+        self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
 
@@ -206,7 +225,7 @@ def test_openai_generate(server: ThreadingHTTPServer, tmp_path: Path) -> None:
     assert model.generate(CHAT, temperature=0.5, stop=["\n"]) == "Try Alien (1979)."
     path, headers, body = server.requests[-1]  # type: ignore[attr-defined]
     assert path == "/v1/chat/completions"
-    assert headers["Authorization"] == "Bearer sk-test"
+    assert headers["authorization"] == "Bearer sk-test"
     assert body == {
         "model": "smol",
         "messages": [{"role": m.role, "content": m.content} for m in CHAT],
@@ -225,11 +244,26 @@ def test_openai_stream(server: ThreadingHTTPServer, tmp_path: Path, monkeypatch:
     _, headers, body = server.requests[-1]  # type: ignore[attr-defined]
     assert body["stream"] is True and body["model"] == "default" and body["temperature"] == 0.0
     assert "stop" not in body
-    assert headers["Authorization"] == "Bearer sk-env"
+    assert headers["authorization"] == "Bearer sk-env"
+
+
+def test_openai_retries_a_busy_server_and_reports_errors_inside_a_stream(
+    server: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    flaky = _openai(tmp_path, server.server_port, model="flaky")
+    assert flaky.generate(CHAT) == "Try Alien (1979)."  # a 503, then the answer: the user never saw the failure
+    assert len(server.requests) == 2  # type: ignore[attr-defined]
+    with pytest.raises(LLMError, match="failed: the model ran out of memory"):
+        list(_openai(tmp_path, server.server_port, model="error-event").stream(CHAT))
+    got: list[str] = []
+    with pytest.raises(LLMError, match="broke off before it finished"):
+        for piece in _openai(tmp_path, server.server_port, model="killed", retries=0).stream(CHAT):
+            got.append(piece)
+    assert got == ["Try", " Alien"]  # what had arrived was passed on before the failure
 
 
 def test_openai_http_error(server: ThreadingHTTPServer, tmp_path: Path) -> None:
-    model = _openai(tmp_path, server.server_port, model="broken")
+    model = _openai(tmp_path, server.server_port, model="broken", retries=0)
     with pytest.raises(LLMError, match="HTTP 500: internal error: the model crashed"):
         model.generate(CHAT)
     with pytest.raises(LLMError, match="HTTP 500"):
@@ -240,7 +274,7 @@ def test_openai_connection_refused(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    model = _openai(tmp_path, port)
+    model = _openai(tmp_path, port, retries=0)
     with pytest.raises(LLMError, match=f"cannot reach the model server at http://127.0.0.1:{port}/v1/chat/completions"):
         model.generate(CHAT)
     with pytest.raises(LLMError, match="cannot reach"):

@@ -1,8 +1,10 @@
-"""The OpenAI-compatible backend: any server with ``/v1/chat/completions`` (llama.cpp, vLLM, Ollama, OpenAI)."""
+"""The OpenAI-compatible backend: any server with ``/v1/chat/completions`` (llama.cpp, vLLM, Ollama, OpenAI),
+through the official ``openai`` client: typed errors, streaming (an error event inside a stream is an
+error, not a silent end: checked here too, as newer clients pass such an event on as a chunk), and retries with backoff of what a busy server answers (429, 5xx, a dropped
+connection; ``[llm] retries``). Every failure reaches the agent as an ``LLMError`` saying what to do."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -14,40 +16,51 @@ from crs.llm.base import LLMError, Message
 
 
 class OpenAIChatModel:
-    """Any server with an OpenAI-style ``/v1/chat/completions`` (llama.cpp, vLLM, Ollama, OpenAI)."""
+    """Any server with an OpenAI-style ``/v1/chat/completions``."""
 
     def __init__(self, cfg: Config) -> None:
+        try:
+            import openai
+        except ImportError:
+            raise LLMError("the openai backend needs the openai package: pip install openai") from None
         self.cfg = cfg
         self.url = cfg.llm.base_url.rstrip("/") + "/chat/completions"
         self.name = f"openai:{cfg.llm.model}"
-        key = cfg.llm.api_key or os.environ.get("OPENAI_API_KEY", "")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(cfg.llm.timeout))
+        key = cfg.llm.api_key or os.environ.get("OPENAI_API_KEY", "") or "none"  # local servers take any key
+        self._openai = openai
+        self._client = openai.OpenAI(
+            base_url=cfg.llm.base_url, api_key=key, timeout=cfg.llm.timeout, max_retries=cfg.llm.retries
+        )
 
     def close(self) -> None:
         self._client.close()
 
-    def _body(
+    def _args(
         self, messages: list[Message], max_new_tokens: int | None, temperature: float | None, stop: list[str] | None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {
+        args: dict[str, Any] = {
             "model": self.cfg.llm.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "max_tokens": self.cfg.llm.max_new_tokens if max_new_tokens is None else max_new_tokens,
             "temperature": self.cfg.llm.temperature if temperature is None else temperature,
         }
         if stop:
-            body["stop"] = stop
-        return body
+            args["stop"] = stop
+        return args
 
-    def _fail(self, exc: Exception) -> LLMError:
-        if isinstance(exc, httpx.TimeoutException):
+    def _error(self, exc: Exception) -> LLMError:
+        openai = self._openai
+        if isinstance(exc, openai.APITimeoutError):
             return LLMError(f"the model server at {self.url} did not answer within {self.cfg.llm.timeout:g} s")
-        return LLMError(f"cannot reach the model server at {self.url} ({exc}); is it running? see [llm] base_url")
-
-    def _status_error(self, response: httpx.Response) -> LLMError:
-        excerpt = " ".join(response.text.split())[:300]
-        return LLMError(f"the model server at {self.url} answered HTTP {response.status_code}: {excerpt}")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return LLMError(f"cannot reach the model server at {self.url} ({cause}); is it running? see [llm] base_url")
+        if isinstance(exc, openai.APIStatusError):
+            excerpt = " ".join(exc.response.text.split())[:300]
+            return LLMError(f"the model server at {self.url} answered HTTP {exc.status_code}: {excerpt}")
+        if isinstance(exc, openai.APIError):  # e.g. an error event inside a stream
+            return LLMError(f"the model server at {self.url} failed: {exc.message}")
+        return LLMError(f"unexpected answer from {self.url}: {exc}")
 
     def generate(
         self,
@@ -57,15 +70,12 @@ class OpenAIChatModel:
         stop: list[str] | None = None,
     ) -> str:
         try:
-            response = self._client.post(self.url, json=self._body(messages, max_new_tokens, temperature, stop))
-        except httpx.HTTPError as exc:
-            raise self._fail(exc) from exc
-        if response.status_code >= 400:
-            raise self._status_error(response)
-        try:
-            content = response.json()["choices"][0]["message"].get("content")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise LLMError(f"unexpected answer from {self.url}: {response.text[:300]}") from exc
+            completion = self._client.chat.completions.create(**self._args(messages, max_new_tokens, temperature, stop))
+            content = completion.choices[0].message.content
+        except self._openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        except (IndexError, AttributeError, TypeError, ValueError) as exc:
+            raise LLMError(f"unexpected answer from {self.url}: {exc}") from exc
         return (content or "").strip()
 
     def stream(
@@ -75,24 +85,26 @@ class OpenAIChatModel:
         temperature: float | None = None,
         stop: list[str] | None = None,
     ) -> Iterator[str]:
-        body = self._body(messages, max_new_tokens, temperature, stop) | {"stream": True}
         try:
-            with self._client.stream("POST", self.url, json=body) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise self._status_error(response)
-                for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue  # blank separators, comments, event: lines
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    try:
-                        choices = json.loads(data).get("choices") or [{}]
-                        delta = (choices[0].get("delta") or {}).get("content")
-                    except (ValueError, AttributeError) as exc:
-                        raise LLMError(f"unexpected stream event from {self.url}: {data[:300]}") from exc
+            stream = self._client.chat.completions.create(
+                **self._args(messages, max_new_tokens, temperature, stop), stream=True
+            )
+            finished = False
+            with stream:
+                for chunk in stream:
+                    error = (chunk.model_extra or {}).get("error")  # an error event inside the stream
+                    if error:
+                        message = error.get("message") if isinstance(error, dict) else error
+                        raise LLMError(f"the model server at {self.url} failed: {message}")
+                    delta = chunk.choices[0].delta.content if chunk.choices else None
+                    finished = finished or any(c.finish_reason for c in chunk.choices)
                     if delta:
                         yield delta
-        except httpx.HTTPError as exc:
-            raise self._fail(exc) from exc
+            if not finished:  # no chunk said why it stopped: the server went away mid-reply
+                raise LLMError(f"the reply from {self.url} broke off before it finished")
+        except self._openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        except httpx.HTTPError as exc:  # the connection broke mid-reply (a server killed, a proxy timeout)
+            raise LLMError(f"the connection to the model server at {self.url} broke mid-reply ({exc})") from exc
+        except (AttributeError, TypeError, ValueError) as exc:  # a chunk that is not a chat chunk
+            raise LLMError(f"unexpected stream event from {self.url}: {exc}") from exc
