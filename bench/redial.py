@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from crs.eval.redial.data import RedialFiles  # noqa: E402
 from crs.eval.redial.ranking import markdown_table  # noqa: E402
-from crs.eval.redial.run import RedialRun, run_redial  # noqa: E402
+from crs.eval.redial.run import RedialRun, recall_chart, run_redial  # noqa: E402
 
 FILES = RedialFiles.from_config()  # under [paths] data_root
 
@@ -76,7 +76,9 @@ def main() -> int:
         )
         report = run_redial(run)
         reports[f"cross_fit_{k}"] = report
-        sections.append(section(report, k, args))
+        chart = recall_chart(report["ablation"], RESULTS / f"redial_recall_at_k_crossfit{k}.png",
+                             f"ReDial Recall@k, full catalog ({'strict' if k == 1 else f'cross-fitted, {k} folds'})")  # fmt: skip
+        sections.append(section(report, k, args) + (f"\n\n![Recall@k]({chart.name})" if chart else ""))
     md = "# ReDial conversational recommendation (Recall@k, full catalog)\n\n" + "\n\n".join(sections) + "\n"
     print(md)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -88,6 +88,19 @@ def test_eval_redial_end_to_end(slice_dir: Path, capsys: pytest.CaptureFixture[s
     } <= set(report["ablation"])
     assert report["recall@10"] == report["ablation"][FULL_ROW]["recall@10"]
     assert "| retrieval only |" in capsys.readouterr().out
+    # Recall@k for every k up to 50, and the chart of it beside the report (with matplotlib installed).
+    curve = report["curve"]
+    assert len(curve) == 50 and curve == sorted(curve) and curve[9] == report["recall@10"]
+    assert report["no_repeat"]["curve"][49] == report["no_repeat"]["recall@50"]
+    png = slice_dir / "out.png"
+    if __import__("importlib").util.find_spec("matplotlib"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --ks reports other cutoffs, from the same run (the trained components are reused).
+    assert _run(slice_dir, "turns.jsonl", model_dir, "--ks", "5,20") == 0
+    again = json.loads((slice_dir / "out.json").read_text())
+    assert again["recall@5"] == curve[4] and again["recall@20"] == curve[19] and "recall@10" not in again
+    with pytest.raises(SystemExit):
+        _run(slice_dir, "turns.jsonl", model_dir, "--ks", "0,60")
 
     # Training left out every dialogue of the turn file, and only those.
     file_ids = {json.loads(line)["dialog_id"] for line in (slice_dir / "turns.jsonl").read_text().splitlines()}

@@ -3,6 +3,8 @@ and the agent using a checkpoint trained here on synthetic sequences over demo-c
 
 from __future__ import annotations
 
+import importlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +153,10 @@ def test_cli_trains_and_evaluates_a_checkpoint(tmp_path: Path, capsys: pytest.Ca
     args = ["train", "seqrec", "--model", "gru4rec", "--data", str(data), "--out", str(out), "--epochs", "10"]
     assert main(args) == 0
     assert (out / "model.pt").is_file() and (out / "train.json").is_file()
+    history = json.loads((out / "train.json").read_text())["history"]["gru4rec"]
+    assert [e["epoch"] for e in history][:2] == [1, 2] and all(e["loss"] > 0 for e in history)
+    if importlib.util.find_spec("matplotlib"):  # the training curves beside it
+        assert (out / "train.png").read_bytes()[:4] == b"\x89PNG"
     ck = load(out / "model.pt")
     assert ck.titles is not None and ck.titles[1] == "Film 1 (1981)"
     capsys.readouterr()

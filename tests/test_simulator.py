@@ -4,6 +4,7 @@ dialogues with a real agent (real Chroma store and embedder, scripted LLM)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 from pathlib import Path
@@ -159,6 +160,8 @@ def test_simulation_with_a_real_agent(store, catalog: Catalog, small_catalog: Ca
     report = run_simulation(agent, targets, tmp_path / "out", max_turns=5, seed=0, progress=False)
 
     data = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    if importlib.util.find_spec("matplotlib"):
+        assert (tmp_path / "out" / "success_by_turn.png").read_bytes()[:4] == b"\x89PNG"
     assert set(data) >= TOP_LEVEL and data["simulator"] == "rules" and data["n_targets"] == 8
     rates = [data["success_rate"], data["recall@1"], data["recall@10"], *data["success_by_turn"].values()]
     assert all(0.0 <= r <= 1.0 for r in rates)

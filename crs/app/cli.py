@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--train", nargs="+", help="raw ReDial training dialogue files (default: partial_train/*)")
     rd.add_argument("--movielens", help="ml-latest-small folder for external interactions ('' for none)")
     rd.add_argument("--epochs", type=int, default=60, help="SASRec training epochs")
+    rd.add_argument("--ks", type=_ks, help="Recall@k reported, e.g. 1,5,10,20,50 (each 1..50; default 1,10,50)")
     rd.add_argument(
         "--cross-fit", type=int, default=1, metavar="K",
         help="rank each of K dialogue-level folds of --turns with components trained on every training dialogue "
@@ -105,6 +106,17 @@ def _parser() -> argparse.ArgumentParser:
 
     add_read_parser(sub)  # read: how messages are understood
     return p
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    """``--ks 1,5,10``: positive cutoffs up to 50, in order."""
+    try:
+        ks = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--ks takes numbers separated by commas, not {text!r}") from None
+    if not ks or ks[0] < 1 or ks[-1] > 50:
+        raise argparse.ArgumentTypeError("--ks takes cutoffs from 1 to 50")
+    return ks
 
 
 def _apply_args(cfg: Config, args: argparse.Namespace) -> Config:

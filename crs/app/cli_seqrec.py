@@ -12,14 +12,18 @@ checkpoint`` points at) and ``train.json`` (settings, timings, validation scores
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crs.config import Config
+
+if TYPE_CHECKING:
+    from crs.seqrec.train import EpochLog
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +118,7 @@ def train_seqrec(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     model = build_model(backbone, ds.num_items, **overrides)
     res = train(model, ds, tcfg)
+    curves = {backbone: res.history}
     summary: dict[str, Any] = {
         "model": args.model, "data": str(args.data), "dataset": ds.stats(), "seed": args.seed,
         "backbone": {"name": backbone, "best_epoch": res.best_epoch, "epochs": res.epochs_run,
@@ -130,6 +135,7 @@ def train_seqrec(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         del llm
         model = attach_knowledge(build_model("sasrec", ds.num_items, **overrides), know.knowledge, know.projection)
         res = train(model, ds, tcfg)
+        curves["p2rec"] = res.history
         summary["p2rec"] = {"stage_seconds": know.seconds, "tune_kl": know.tune_losses[-1:], "best_epoch": res.best_epoch,
                             "valid_ndcg@10": res.best_valid_ndcg, "seconds": round(res.train_seconds, 1)}  # fmt: skip
     elif args.model == "duip":
@@ -151,8 +157,24 @@ def train_seqrec(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         save(model, out / CHECKPOINT, ds.item_ids, titles)
     summary["seconds"] = round(time.perf_counter() - start, 1)
+    summary["history"] = {name: [dataclasses.asdict(e) for e in logs] for name, logs in curves.items()}
     (out / "train.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    training_chart(curves, out / "train.png")
     return summary
+
+
+def training_chart(curves: dict[str, list[EpochLog]], path: Path) -> Path | None:
+    """Loss and validation NDCG@10 per epoch of each trained model, as a PNG."""
+    from crs.eval.plots import Panel, line_charts
+
+    loss = {name: ([e.epoch for e in logs], [e.loss for e in logs]) for name, logs in curves.items()}
+    ndcg = {
+        name: ([e.epoch for e in logs if e.valid_ndcg is not None], [e.valid_ndcg for e in logs if e.valid_ndcg is not None])
+        for name, logs in curves.items()
+    }  # fmt: skip
+    return line_charts(
+        path, [Panel("training loss", "epoch", "loss", loss), Panel("validation", "epoch", "NDCG@10", ndcg)]
+    )
 
 
 def eval_seqrec(args: argparse.Namespace) -> dict[str, dict[str, float]]:

@@ -162,6 +162,14 @@ class SimulationReport:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
         (out / "report.md").write_text(self.to_markdown(), encoding="utf-8")
+        from crs.eval.plots import Panel, line_charts
+
+        turns = list(self.success_by_turn)
+        rates = list(self.success_by_turn.values())
+        line_charts(
+            out / "success_by_turn.png",
+            [Panel("simulated users", "turn", "found the target by then", {"success": (turns, rates)})],
+        )
 
 
 # ---- running ------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from crs.eval.redial.model import FEATURES, Weights
 
 log = logging.getLogger(__name__)
 
-KS = (1, 10, 50)
+KS = (1, 10, 50)  # the table's columns
+CURVE_K = 50  # Recall@k is kept for every k up to this
 
 
 def fuse(f: TurnFeatures, weights: Weights, *, no_repeat: bool, filtering: bool = True) -> np.ndarray:
@@ -39,11 +40,12 @@ def gold_ranks(score: np.ndarray, gold: Iterable[int]) -> list[int]:
 
 @dataclass
 class Recall:
-    """Hits per (turn, gold item) sample for both protocols."""
+    """Gold ranks per (turn, gold item) sample for both protocols, kept as a histogram of ranks up to
+    ``CURVE_K`` so that Recall@k is known for every k from 1 to ``CURVE_K``."""
 
-    hits: dict[int, int] = field(default_factory=lambda: dict.fromkeys(KS, 0))
+    ranks: np.ndarray = field(default_factory=lambda: np.zeros(CURVE_K, dtype=np.int64))  # ranks[r]: samples at r
     samples: int = 0
-    hits_nr: dict[int, int] = field(default_factory=lambda: dict.fromkeys(KS, 0))
+    ranks_nr: np.ndarray = field(default_factory=lambda: np.zeros(CURVE_K, dtype=np.int64))
     samples_nr: int = 0
     turns: int = 0
     turns_nr: int = 0
@@ -52,23 +54,31 @@ class Recall:
         self.turns += 1
         for r in gold_ranks(fuse(f, weights, no_repeat=False, filtering=filtering), f.gold):
             self.samples += 1
-            for k in KS:
-                self.hits[k] += r < k
+            if r < CURVE_K:
+                self.ranks[r] += 1
         fresh = [g for g in f.gold if g not in set(f.mentioned)]
         self.turns_nr += bool(fresh)
         for r in gold_ranks(fuse(f, weights, no_repeat=True, filtering=filtering), fresh):
             self.samples_nr += 1
-            for k in KS:
-                self.hits_nr[k] += r < k
+            if r < CURVE_K:
+                self.ranks_nr[r] += 1
 
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {f"recall@{k}": self.hits[k] / max(self.samples, 1) for k in KS}
-        out["no_repeat"] = {f"recall@{k}": self.hits_nr[k] / max(self.samples_nr, 1) for k in KS} | {
+    @staticmethod
+    def _curve(ranks: np.ndarray, samples: int) -> list[float]:
+        return [float(x) for x in np.cumsum(ranks) / max(samples, 1)]  # [recall@1, ..., recall@CURVE_K]
+
+    def as_dict(self, ks: Sequence[int] = KS) -> dict[str, object]:
+        """Recall@k for ``ks`` (each at most ``CURVE_K``), and the whole curve from 1 to ``CURVE_K``."""
+        curve, curve_nr = self._curve(self.ranks, self.samples), self._curve(self.ranks_nr, self.samples_nr)
+        out: dict[str, object] = {f"recall@{k}": curve[k - 1] for k in ks}
+        out["no_repeat"] = {f"recall@{k}": curve_nr[k - 1] for k in ks} | {
             "samples": self.samples_nr,
             "turns": self.turns_nr,
+            "curve": curve_nr,
         }
         out["samples"] = self.samples
         out["turns"] = self.turns
+        out["curve"] = curve
         return out
 
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from crs.config import Config, ScoringConfig
 from crs.eval.redial.data import RecTurn
 from crs.eval.redial.features import build_pipeline
 from crs.eval.redial.model import Components, Weights, agent_weights
-from crs.eval.redial.ranking import Recall, markdown_table
+from crs.eval.redial.ranking import CURVE_K, KS, Recall, markdown_table
 from crs.eval.redial.train import CROSS_FIT_TUNING_FOLDS, TrainingData, dialogue_fold, load_or_train, train_for
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class RedialRun:
     # the validation dialogues) are used too; no dialogue is ever ranked by a model trained on it.
     cross_fit: int = 1
     scoring: ScoringConfig = field(default_factory=ScoringConfig)  # the agent's weights, for their own row
+    ks: tuple[int, ...] = KS  # the Recall@k reported (the curve always runs from 1 to CURVE_K)
     progress: bool = True
     threads: int = 1  # torch threads (the CPU is shared)
 
@@ -134,7 +136,7 @@ def run_redial(run: RedialRun) -> dict[str, object]:
             given, linked = given + f.given_ids, linked + f.linked_ids
             for name, (make, filtering) in ablation.items():
                 recalls[name].add(f, make(fitted.weights), filtering)
-    rows = {name: rec.as_dict() for name, rec in recalls.items()}
+    rows = {name: rec.as_dict(run.ks) for name, rec in recalls.items()}
     report: dict[str, object] = dict(rows[FULL_ROW])
     meta = components.meta
     report |= {
@@ -170,7 +172,22 @@ def run_redial(run: RedialRun) -> dict[str, object]:
     if run.out is not None:
         run.out.parent.mkdir(parents=True, exist_ok=True)
         run.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        recall_chart(rows, run.out.with_suffix(".png"))
     return report
+
+
+def recall_chart(rows: dict[str, dict[str, Any]], path: Path, title: str = "") -> Path | None:
+    """Recall@k for k = 1..CURVE_K of the main rows, all mentions and no repeats, as a PNG at ``path``."""
+    from crs.eval.plots import Panel, line_charts
+
+    shown = [n for n in ("retrieval only", AGENT_ROW, FULL_ROW) if n in rows]
+    label = {"retrieval only": "retrieval only", AGENT_ROW: "chat agent's weights", FULL_ROW: "full pipeline"}
+    ks = list(range(1, CURVE_K + 1))
+    panels = [
+        Panel(name, "k", "Recall@k", {label[n]: (ks, get(rows[n])) for n in shown})
+        for name, get in (("all mentions", lambda r: r["curve"]), ("repeated mentions removed", lambda r: r["no_repeat"]["curve"]))
+    ]  # fmt: skip
+    return line_charts(path, panels, title or "ReDial Recall@k, full catalog")
 
 
 def redial_command(args: object, cfg: Config) -> int:
@@ -199,6 +216,7 @@ def redial_command(args: object, cfg: Config) -> int:
         movielens=files.movielens if movielens is None else (Path(movielens) if movielens else None),
         seq_epochs=a.get("epochs") or 60,
         cross_fit=1 if a.get("cross_fit") is None else a["cross_fit"],
+        ks=tuple(a.get("ks") or KS),
     )
     try:
         report = run_redial(run)
