@@ -147,6 +147,16 @@ def build_api(agent: Agent, logins: list[tuple[str, str]]) -> FastAPI:
             "notices": notices,
         }
 
+    def whole_turn(held: _Held, message: str) -> dict[str, Any]:
+        """A turn run to its end: the reply and ``extra``'s fields."""
+        final, notices = None, []
+        for event in run_turn(held, message):
+            if isinstance(event, NoticeEvent):
+                notices.append(event.message)
+            elif isinstance(event, FinalEvent):
+                final = event
+        return {"reply": final.reply if final else ""} | extra(held, final, notices)
+
     def last_user_message(messages: object) -> str:
         if not isinstance(messages, list):
             raise HTTPException(422, "messages must be a list of {role, content}")
@@ -192,13 +202,8 @@ def build_api(agent: Agent, logins: list[tuple[str, str]]) -> FastAPI:
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
-        final, notices = None, []
-        for event in run_turn(held, message):
-            if isinstance(event, NoticeEvent):
-                notices.append(event.message)
-            elif isinstance(event, FinalEvent):
-                final = event
-        reply = final.reply if final else ""
+        done = whole_turn(held, message)
+        reply = done.pop("reply")
         return JSONResponse(
             {
                 "id": cid,
@@ -207,7 +212,7 @@ def build_api(agent: Agent, logins: list[tuple[str, str]]) -> FastAPI:
                 "model": MODEL,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "crs": extra(held, final, notices),
+                "crs": done,
             },  # fmt: skip
             headers=headers,
         )
@@ -220,13 +225,7 @@ def build_api(agent: Agent, logins: list[tuple[str, str]]) -> FastAPI:
             raise HTTPException(422, 'give the message as {"message": "...", "session": "..."}')
         held = sessions.get(user, session_id(request, body.get("session")))
         response.headers["X-Session-Id"] = held.session.id
-        final, notices = None, []
-        for event in run_turn(held, message):
-            if isinstance(event, NoticeEvent):
-                notices.append(event.message)
-            elif isinstance(event, FinalEvent):
-                final = event
-        return {"reply": final.reply if final else ""} | extra(held, final, notices)
+        return whole_turn(held, message)
 
     def own_profile(request: Request, user: str) -> Any:
         if login(request) != user:
