@@ -8,10 +8,9 @@ import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 from crs.catalog import Catalog, load_catalog
-from crs.config import DEFAULT_SCORER, Config, ConfigError
+from crs.config import Config
 from crs.llm.base import ChatModel, LLMError, Message
 from crs.llm.prompts import Prompts
 from crs.llm.registry import load_chat_model
@@ -29,11 +28,12 @@ from crs.profiles.text import (
 from crs.rank.candidates import Candidate, lookup_item, retrieve, score
 from crs.rank.exclusion import Exclusion
 from crs.rank.metadata import StoreError
-from crs.rank.scorer import ScorerError, SeqScorer, sequential_scores
-from crs.rank.store import IndexReport, ItemStore
+from crs.rank.scorer import SeqScorer, sequential_scores
+from crs.rank.store import ItemStore
 from crs.reply import answers, compose
 from crs.reply.grounding import GroundingGuard, films_named
 from crs.reply.writer_data import fact_line
+from crs.resources import index_catalog, load_reader, load_scorer
 from crs.state import (
     BeliefState,
     BeliefUpdate,
@@ -56,7 +56,7 @@ from crs.understand.intents import Intent, shift_topic, without_forgotten
 from crs.understand.lexicon import OCCASION_WORDS
 from crs.understand.linker import Linker
 from crs.understand.message import Reading, Understander
-from crs.understand.reader import MessageReader, ReaderError
+from crs.understand.reader import MessageReader
 from crs.understand.text import tokenize
 
 log = logging.getLogger(__name__)
@@ -79,50 +79,6 @@ def clean_message(text: object, max_chars: int) -> tuple[str, list[str]]:
         notices.append(f"Your message was {len(cleaned):,} characters long; only the first {max_chars:,} were read.")
         cleaned = cleaned[:max_chars]
     return cleaned, notices
-
-
-def index_catalog(
-    cfg: Config, catalog: Catalog, store: ItemStore, progress: bool = True, prune: bool = False
-) -> tuple[Catalog, IndexReport]:
-    """Index the configured part of the catalog (idempotent: unchanged items are skipped): the
-    demo catalog's default subset, or all of a custom catalog (``crs.rank.store.index_subset``); a
-    subset filter that leaves nothing is a CatalogError, never an empty index."""
-    from crs.rank.store import index_subset
-
-    subset = index_subset(cfg, catalog)
-    report = store.index(subset.items, progress=progress, prune=prune)
-    log.info("index: %s", report)
-    return subset, report
-
-
-def load_scorer(cfg: Config, catalog: Catalog) -> SeqScorer | None:
-    """The ``[scorer]`` checkpoint over ``catalog``; None when there is none. A chosen checkpoint that
-    cannot be used is a ConfigError; the shipped default is skipped with a warning (a catalog with none
-    of its ReDial films, say)."""
-    if not cfg.scorer.checkpoint:
-        return None
-    try:
-        return SeqScorer.load(cfg.scorer.checkpoint, catalog, cfg.scorer.model_dir or None)
-    except ScorerError as exc:
-        if Path(cfg.scorer.checkpoint) != DEFAULT_SCORER:
-            raise ConfigError(f"[scorer] checkpoint: {exc}") from exc
-        log.warning("the shipped sequential scorer is not used (%s): ranking by retrieval + popularity", exc)
-        return None
-
-
-def load_reader(cfg: Config) -> MessageReader | None:
-    """The ``[nlu] reader``: "auto" the shipped one (the rules alone, with a warning, when it cannot
-    load), "off" none, else a folder with ``reader.pt`` and ``reader.json`` (an error if unusable)."""
-    choice = cfg.nlu.reader
-    if choice == "off":
-        return None
-    try:
-        return MessageReader.load() if choice == "auto" else MessageReader.load(choice)
-    except ReaderError as exc:
-        if choice != "auto":
-            raise ConfigError(f"[nlu] reader: {exc}") from exc
-        log.warning("the learned message reader is not used (%s): the rules read messages alone", exc)
-        return None
 
 
 class Agent:

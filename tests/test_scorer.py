@@ -199,8 +199,8 @@ def test_the_shipped_redial_scorer_is_the_default_and_knows_the_demo_catalog() -
 def test_a_shipped_scorer_that_fits_no_item_is_skipped_but_a_chosen_bad_one_is_an_error(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from crs.agent import load_scorer
     from crs.config import ConfigError
+    from crs.resources import load_scorer
 
     cfg = test_config(tmp_path)
     small = Catalog([Item(id="x-2000", title="Nothing In ReDial Like This", year=2000, genres=("Drama",))])

@@ -153,9 +153,9 @@ def _setup_logging(verbosity: int) -> None:
 
 
 def cmd_index(cfg: Config, args: argparse.Namespace) -> int:
-    from crs.agent import index_catalog
     from crs.catalog import load_catalog
     from crs.rank.store import ItemStore
+    from crs.resources import index_catalog
 
     catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
     store = ItemStore.rebuilt(cfg) if args.rebuild else ItemStore.from_config(cfg)
@@ -247,10 +247,10 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_setup(cfg: Config, args: argparse.Namespace) -> int:
-    from crs.agent import index_catalog
     from crs.catalog import load_catalog
     from crs.llm.local import ensure_local_model
     from crs.rank.store import ItemStore
+    from crs.resources import index_catalog
 
     if cfg.llm.backend == "local":
         print(f"local model ready at {ensure_local_model(cfg)}")

@@ -33,8 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_read(cfg: Config, args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from crs.agent import load_reader
     from crs.catalog import load_catalog
+    from crs.resources import load_reader
     from crs.understand.linker import Linker
     from crs.understand.message import Understander
     from crs.understand.replay import ReplayError, parse_line, reading_lines
