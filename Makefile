@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.crs-installed
+SERVER_STAMP := $(VENV)/.crs-llama-server
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
@@ -29,7 +30,15 @@ setup: install
 run: install
 	$(BIN)/crs serve
 
-test: install
+# llama.cpp's OpenAI-compatible server, for tests/test_llm_server.py (the openai backend against a real server
+# on the shipped GGUF). Compiled from PyPI once (about 7 minutes on 2 cores; pip caches the wheel); tests only,
+# so `make run` never waits for it.
+$(SERVER_STAMP): $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+		$(BIN)/python -m pip install -q --disable-pip-version-check 'llama-cpp-python[server]==0.3.36'
+	touch $(SERVER_STAMP)
+
+test: install $(SERVER_STAMP)
 	@scripts/install_browser.sh  # Debian's chromium + chromium-driver for tests/test_browser.py, once
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
