@@ -25,6 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from crs.app.cli_seqrec import training_chart  # noqa: E402
 from crs.config import load_config  # noqa: E402
 from crs.seqrec.checkpoint import build_model  # noqa: E402
 from crs.seqrec.data import load_dataset  # noqa: E402
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 checkpoint=Path(args.checkpoint_dir) / f"{ds_name}-{label}.pt" if args.checkpoint_dir else None,
             )
             res = train(model, ds, cfg)
+            training_chart({label: res.history}, args.out.parent / f"{args.out.name}_{ds_name}_{label}_train.png")
             print(
                 f"{ds_name} {label}: best epoch {res.best_epoch}/{res.epochs_run}, valid NDCG@10 {res.best_valid_ndcg:.4f}, "
                 f"{res.train_seconds:.0f}s ({res.mean_epoch_seconds:.1f}s/epoch)",
