@@ -43,7 +43,7 @@ test: install $(SERVER_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check crs tests bench app.py scripts
+	$(BIN)/ruff check crs tests bench app.py scripts setup.py
 
 bench: install
 	$(BIN)/python bench/index_bench.py
