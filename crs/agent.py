@@ -296,7 +296,7 @@ class Agent:
             return
         user = session.user or "local"  # a chat without a user (its profile is not read) is logged as local
         turn = session.turns[-1]
-        saved = Session(turns=[turn]).to_dict()["turns"][0]  # plain data, tool outputs left out
+        saved = turn.to_dict()
         record = {
             "update": saved["update"],
             "belief": final.belief.to_dict(),

@@ -199,6 +199,10 @@ class ToolEvent:
     call: ToolCall
     result: ToolResult
 
+    def without_output(self) -> ToolEvent:
+        """The same call and summary, without the output (candidates, records: heavy, re-derivable)."""
+        return self if self.result.output is None else replace(self, result=replace(self.result, output=None))
+
 
 @dataclass(frozen=True)
 class TokenEvent:
@@ -235,6 +239,10 @@ class Turn:
     lifted: tuple[tuple[str, str], ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time: read, each tool, first_token, reply, total
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data; tool outputs are left out (``Session.from_dict`` gives them back as None)."""
+        return _plain(replace(self, tools=tuple(e.without_output() for e in self.tools)))
+
 
 SESSION_FORMAT = 1  # the version of Session.to_dict's layout
 
@@ -257,10 +265,7 @@ class Session:
             "id": self.id,
             "user": self.user,
             "belief": _plain(self.belief),
-            "turns": [
-                _plain(replace(t, tools=tuple(replace(e, result=replace(e.result, output=None)) for e in t.tools)))
-                for t in self.turns
-            ],
+            "turns": [t.to_dict() for t in self.turns],
         }
 
     @classmethod

@@ -18,21 +18,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from crs.profiles.text import suppressed_keys
-from crs.state import BeliefUpdate, Session, ToolEvent, Turn
+from crs.state import BeliefUpdate, Session, Turn
 
 log = logging.getLogger(__name__)
 
 SUMMARY_ACT = "summary"
 KEEP_TOOL_OUTPUTS = 2  # turns at the end whose tool outputs are kept whole
-
-
-def _light(event: ToolEvent) -> ToolEvent:
-    return event if event.result.output is None else replace(event, result=replace(event.result, output=None))
 
 
 def bound_turns(session: Session, max_turns: int) -> None:
@@ -53,7 +48,7 @@ def bound_turns(session: Session, max_turns: int) -> None:
         turns[:] = [summary, *kept]
     for turn in turns[:-KEEP_TOOL_OUTPUTS]:
         if any(e.result.output is not None for e in turn.tools):
-            turn.tools = tuple(_light(e) for e in turn.tools)
+            turn.tools = tuple(e.without_output() for e in turn.tools)
 
 
 class SessionReaper:
