@@ -83,6 +83,10 @@ class Item:
         want = genre.casefold()
         return any(g.casefold() == want for g in self.genres)
 
+    def listing(self) -> dict[str, object]:
+        """What a client is shown of a recommended item (``crs chat --json``, the HTTP API)."""
+        return {"id": self.id, "title": self.title, "year": self.year, "genres": list(self.genres), "url": self.url}
+
     def to_dict(self) -> dict[str, object]:
         return {
             "id": self.id,

@@ -44,17 +44,11 @@ from crs.state import FinalEvent, NoticeEvent, Session, TokenEvent
 
 if TYPE_CHECKING:
     from crs.agent import Agent
-    from crs.catalog import Item
 
 log = logging.getLogger(__name__)
 
 MODEL = "crs"
 MAX_ID_CHARS = 200
-
-
-def item_fields(item: Item) -> dict[str, Any]:
-    """What a client gets of a recommended item."""
-    return {"id": item.id, "title": item.title, "year": item.year, "genres": list(item.genres), "url": item.url}
 
 
 @dataclass
@@ -142,7 +136,7 @@ def build_api(agent: Agent, logins: list[tuple[str, str]]) -> FastAPI:
         return {
             "session": held.session.id,
             "act": final.act if final else "error",
-            "items": [item_fields(i) for i in final.items] if final else [],
+            "items": [i.listing() for i in final.items] if final else [],
             "belief": final.belief.to_dict() if final else held.session.belief.to_dict(),
             "notices": notices,
         }

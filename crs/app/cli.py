@@ -176,10 +176,7 @@ def _print_turn(final: FinalEvent, notices: list[NoticeEvent], degraded: list[st
         record = {
             "reply": final.reply,
             "act": final.act,
-            "items": [
-                {"id": i.id, "title": i.title, "year": i.year, "genres": list(i.genres), "url": i.url}
-                for i in final.items
-            ],  # fmt: skip
+            "items": [i.listing() for i in final.items],
             "notices": [n.message for n in notices],
             "degraded": degraded,
         }
