@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,16 +18,10 @@ from crs.app.ui import launch
 from crs.catalog import Catalog
 from crs.llm.scripted import ScriptedChatModel
 from crs.profiles.db import ProfileStore
-from tests.conftest import test_config
+from tests.conftest import free_port, test_config
 
 openai = pytest.importorskip("openai")
 LOGINS = "ann:pw-ann,bob:pw-bob"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

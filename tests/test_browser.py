@@ -13,7 +13,6 @@ import copy
 import dataclasses
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import pytest
 
 from crs.agent import Agent
 from crs.catalog import Catalog
-from tests.conftest import test_config
+from tests.conftest import free_port, test_config
 
 pytestmark = pytest.mark.browser
 
@@ -68,12 +67,6 @@ def start_chrome(width: int = 1400, height: int = 1200) -> Any:
     browser = webdriver.Chrome(service=Service(driver), options=opts)
     browser.set_page_load_timeout(60)
     return browser
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Page:

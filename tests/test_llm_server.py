@@ -4,7 +4,6 @@ Generation, streaming, the LLM extraction pass, and a server killed in the middl
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from crs.config import Config
 from crs.llm.base import LLMError, Message
 from crs.llm.local import shipped_gguf
 from crs.llm.openai_compat import OpenAIChatModel
-from tests.conftest import test_config
+from tests.conftest import free_port, test_config
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is installed by `make test`")
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -27,12 +26,6 @@ CHAT = [
     Message("system", "You are a movie recommender. Answer in one short sentence."),
     Message("user", "Recommend a science fiction film."),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +20,9 @@ from crs.config import Config
 from crs.rank.embed import Embedder, embed_text
 from crs.rank.metadata import StoreError
 from crs.rank.store import ItemStore
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def chroma_command() -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 import threading
 import time
 import uuid
@@ -30,16 +29,10 @@ from crs.llm.scripted import ScriptedChatModel
 from crs.profiles.db import ProfileStore
 from crs.profiles.text import ProfileEdit
 from crs.state import BeliefUpdate, Session, ToolCall, ToolEvent, ToolResult, Turn
-from tests.conftest import test_config
+from tests.conftest import free_port, test_config
 
 EVIL_TITLE = "<img src=x onerror=alert(1)>"
 EVIL_REPLY = "<script>alert('x')</script> Here is [a link](javascript:alert(1)) and ![p](http://evil.example/p.png)."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 SERVE = {"auth": "ann:pw-ann,bob:pw-bob", "max_turns": 3}
