@@ -41,6 +41,7 @@ class ConfigError(ValueError):
 CatalogFormat = Literal["auto", "demo", "jsonl", "csv", "redial", "redial_info"]
 Switch = Literal["auto", "on", "off"]
 Backend = Literal["local", "openai"]
+Engine = Literal["auto", "llamacpp", "transformers"]
 DType = Literal["bfloat16", "float16", "float32"]
 SummaryMethod = Literal["hierarchical", "recurrent"]
 
@@ -134,11 +135,27 @@ class StoreConfig(_Checked):
     # file that would crash Chroma gives a message instead; check_timeout bounds that open.
     isolated_check: bool = True
     check_timeout: float = at_least(60.0, 0, above=True)
+    # HNSW graph of a new collection (Chroma's defaults; bench/scale.py measures them at a million items):
+    # ef_search = candidates examined per search (recall vs time), ef_construction and max_neighbors =
+    # graph quality vs insert time and memory. Fixed when the collection is created.
+    hnsw_ef_search: int = at_least(100, 1)
+    hnsw_ef_construction: int = at_least(100, 1)
+    hnsw_max_neighbors: int = at_least(16, 2)
+
+    def hnsw(self) -> dict[str, int]:
+        return {
+            "ef_search": self.hnsw_ef_search,
+            "ef_construction": self.hnsw_ef_construction,
+            "max_neighbors": self.hnsw_max_neighbors,
+        }
 
 
 @dataclass(frozen=True)
 class LLMConfig(_Checked):
     backend: Backend = "local"
+    # How the local backend runs the model: "auto" = llama.cpp (llama-cpp-python, ~5x the tokens/s on a
+    # CPU) when it is installed and the model is a GGUF file, else transformers; or name one.
+    engine: Engine = "auto"
     model_path: str = ""  # local: a GGUF file or a transformers dir; "" = shipped SmolLM2
     dtype: DType = "bfloat16"
     threads: int = at_least(0, 0)  # 0 = torch default

@@ -290,13 +290,25 @@ def model_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
     return make_config(cache, tmp_path_factory.mktemp("data"), max_new_tokens=24)
 
 
-@pytest.fixture(scope="module")
-def local_model(model_cfg: Config) -> LocalChatModel:
+@pytest.fixture(scope="module", params=["transformers", "llamacpp"])
+def local_model(model_cfg: Config, request: pytest.FixtureRequest) -> Any:
+    """The local model on each engine: what a ChatModel promises holds for both."""
+    if request.param == "llamacpp":
+        pytest.importorskip("llama_cpp", reason="llama-cpp-python is built by make install")
+        from crs.llm.llamacpp import LlamaCppChatModel
+
+        return LlamaCppChatModel(model_cfg)
     return LocalChatModel(model_cfg)
 
 
+def _detokenize(model: Any, ids: list[int]) -> str:
+    if hasattr(model, "tokenizer"):
+        return str(model.tokenizer.decode(ids))
+    return str(model.llm.detokenize(ids, special=True).decode("utf-8", errors="ignore"))
+
+
 @pytest.mark.slow
-def test_local_generate(local_model: LocalChatModel) -> None:
+def test_local_generate(local_model: Any) -> None:
     assert isinstance(local_model, ChatModel)
     text = local_model.generate(CHAT)
     assert text and text == text.strip()
@@ -304,14 +316,14 @@ def test_local_generate(local_model: LocalChatModel) -> None:
 
 
 @pytest.mark.slow
-def test_local_stream_matches_generate(local_model: LocalChatModel) -> None:
+def test_local_stream_matches_generate(local_model: Any) -> None:
     chunks = list(local_model.stream(CHAT, max_new_tokens=16))
     assert len(chunks) > 1
     assert "".join(chunks).strip() == local_model.generate(CHAT, max_new_tokens=16)
 
 
 @pytest.mark.slow
-def test_local_stop_and_seeded_sampling(local_model: LocalChatModel) -> None:
+def test_local_stop_and_seeded_sampling(local_model: Any) -> None:
     assert " " not in local_model.generate(CHAT, max_new_tokens=12, stop=[" "])
     assert " " not in "".join(local_model.stream(CHAT, max_new_tokens=12, stop=[" "]))
     first = local_model.generate(CHAT, max_new_tokens=12, temperature=1.0)
@@ -319,7 +331,7 @@ def test_local_stop_and_seeded_sampling(local_model: LocalChatModel) -> None:
 
 
 @pytest.mark.slow
-def test_local_stream_early_break_does_not_hang(local_model: LocalChatModel) -> None:
+def test_local_stream_early_break_does_not_hang(local_model: Any) -> None:
     started = time.perf_counter()
     for _chunk in local_model.stream(CHAT, max_new_tokens=200):
         break  # the generator is closed here: its thread must stop and release the lock
@@ -329,7 +341,7 @@ def test_local_stream_early_break_does_not_hang(local_model: LocalChatModel) -> 
 
 
 @pytest.mark.slow
-def test_local_concurrent_sessions(local_model: LocalChatModel) -> None:
+def test_local_concurrent_sessions(local_model: Any) -> None:
     results: list[str] = []
     threads = [
         threading.Thread(target=lambda: results.append(local_model.generate(CHAT, max_new_tokens=6))),
@@ -343,23 +355,23 @@ def test_local_concurrent_sessions(local_model: LocalChatModel) -> None:
 
 
 @pytest.mark.slow
-def test_local_prompt_fits(local_model: LocalChatModel) -> None:
+def test_local_prompt_fits(local_model: Any) -> None:
     history = [Message("user" if i % 2 == 0 else "assistant", f"turn {i}: " + "film " * 300) for i in range(20)]
     messages = [CHAT[0], *history, Message("user", "So which one?")]
     ids = local_model.prompt_ids(messages, 100)
     assert len(ids) <= llm_local.MAX_PROMPT_TOKENS
-    text = local_model.tokenizer.decode(ids)
+    text = _detokenize(local_model, ids)
     assert text.startswith("<|im_start|>system\nYou are a movie recommender") and "So which one?" in text
     assert "turn 0:" not in text and "turn 19:" in text
     long_one = [CHAT[0], Message("user", "blah " * 5000 + "the end")]
     ids = local_model.prompt_ids(long_one, 100)
-    assert len(ids) <= llm_local.MAX_PROMPT_TOKENS and "the end" in local_model.tokenizer.decode(ids)
+    assert len(ids) <= llm_local.MAX_PROMPT_TOKENS and "the end" in _detokenize(local_model, ids)
 
 
 @pytest.mark.slow
-def test_local_cache_is_reused(local_model: LocalChatModel, model_cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_cache_is_reused(model_cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = model_cfg.paths.cache_dir / "models" / llm_local.SHIPPED_CACHE_NAME
-    assert local_model.path == cache
+    assert LocalChatModel(model_cfg).path == cache
     assert (cache / "model.safetensors").stat().st_size > 100_000_000
     config = json.loads((cache / "config.json").read_text())
     assert "quantization_config" not in config and "_pre_quantization_dtype" not in config

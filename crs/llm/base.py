@@ -10,7 +10,7 @@ double); :func:`crs.llm.registry.load_chat_model` picks one from the config.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -81,3 +81,37 @@ def stream_until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator
             buf = buf[len(buf) - keep :]
     if buf:
         yield buf
+
+
+def fit_prompt(
+    messages: list[Message],
+    budget: int,
+    encode: Callable[[list[Message]], list[int]],
+    tokenize: Callable[[str], list[int]],
+    detokenize: Callable[[list[int]], str],
+) -> list[int]:
+    """Token ids of the chat prompt (``encode``), dropping the oldest non-system turns until it fits ``budget``.
+
+    When one message is left and still too long, its end is kept. ``tokenize`` and ``detokenize`` work on
+    plain text, without special tokens.
+    """
+    if not messages:
+        raise LLMError("no messages to answer")
+    msgs = list(messages)
+    ids = encode(msgs)
+    while len(ids) > budget:
+        turns = [i for i, m in enumerate(msgs) if m.role != "system"]
+        if len(turns) > 1:
+            del msgs[turns[0]]
+        else:  # one message left: keep the end of it
+            i = turns[-1] if turns else len(msgs) - 1
+            content = tokenize(msgs[i].content)
+            over = len(ids) - budget + 8
+            if over >= len(content):
+                logger.warning("prompt of %d tokens cut to the last %d", len(ids), budget)
+                return ids[-budget:]
+            msgs[i] = Message(msgs[i].role, "…" + detokenize(content[over:]))
+        ids = encode(msgs)
+    if len(msgs) < len(messages) or msgs[-1] != messages[-1]:
+        logger.info("prompt shortened to %d tokens (%d of %d messages)", len(ids), len(msgs), len(messages))
+    return ids

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crs.config import KNOWLEDGE_DIR, Config
-from crs.llm.base import LLMError, Message, cut_at_stop, stream_until_stop
+from crs.llm.base import LLMError, Message, cut_at_stop, fit_prompt, stream_until_stop
 
 if TYPE_CHECKING:
     import torch
@@ -180,6 +180,25 @@ def ensure_local_model(cfg: Config, rebuild: bool = False) -> Path:
     return convert_gguf(gguf, target)
 
 
+def adapter_dir(cfg: Config) -> Path | None:
+    """The LoRA adapter ``[llm] adapter`` names for the local model, or None for the base weights."""
+    choice = cfg.llm.adapter.strip()
+    if choice == "off" or (choice == "auto" and cfg.llm.model_path.strip()):
+        return None  # "auto" only fits the shipped model the writer was trained on
+    folder = WRITER_DIR if choice == "auto" else Path(choice).expanduser()
+    if not (folder / "adapter_config.json").is_file():
+        if choice != "auto":
+            raise LLMError(f"[llm] adapter {folder} has no adapter_config.json")
+        logger.warning("no reply-writer adapter in %s: the base model writes the replies", folder)
+        return None
+    return folder
+
+
+def local_gguf(cfg: Config) -> Path | None:
+    """The GGUF file the local model comes from (the shipped one, or ``[llm] model_path``), None for a model dir."""
+    return _resolve(cfg)[1]
+
+
 # --------------------------------------------------------------------------- local model
 
 
@@ -275,14 +294,8 @@ class LocalChatModel:
 
     def _merge_adapter(self, cfg: Config) -> Path | None:
         """Merge the ``[llm] adapter`` (the tuned reply writer) into the weights: no cost per token."""
-        choice = cfg.llm.adapter.strip()
-        if choice == "off" or (choice == "auto" and cfg.llm.model_path.strip()):
-            return None  # "auto" only fits the shipped model the writer was trained on
-        folder = WRITER_DIR if choice == "auto" else Path(choice).expanduser()
-        if not (folder / "adapter_config.json").is_file():
-            if choice != "auto":
-                raise LLMError(f"[llm] adapter {folder} has no adapter_config.json")
-            logger.warning("no reply-writer adapter in %s: the base model writes the replies", folder)
+        folder = adapter_dir(cfg)
+        if folder is None:
             return None
         try:
             from peft import PeftModel
@@ -314,27 +327,14 @@ class LocalChatModel:
 
     def prompt_ids(self, messages: list[Message], max_new_tokens: int) -> list[int]:
         """Token ids of the chat prompt, dropping the oldest non-system turns until it fits."""
-        if not messages:
-            raise LLMError("no messages to answer")
         budget = max(16, min(MAX_PROMPT_TOKENS, self.context_tokens - max_new_tokens))
-        msgs = list(messages)
-        ids = self._encode(msgs)
-        while len(ids) > budget:
-            turns = [i for i, m in enumerate(msgs) if m.role != "system"]
-            if len(turns) > 1:
-                del msgs[turns[0]]
-            else:  # one message left: keep the end of it
-                i = turns[-1] if turns else len(msgs) - 1
-                content = self.tokenizer(msgs[i].content, add_special_tokens=False)["input_ids"]
-                over = len(ids) - budget + 8
-                if over >= len(content):
-                    logger.warning("prompt of %d tokens cut to the last %d", len(ids), budget)
-                    return ids[-budget:]
-                msgs[i] = Message(msgs[i].role, "…" + self.tokenizer.decode(content[over:]))
-            ids = self._encode(msgs)
-        if len(msgs) < len(messages) or msgs[-1] != messages[-1]:
-            logger.info("prompt shortened to %d tokens (%d of %d messages)", len(ids), len(msgs), len(messages))
-        return ids
+        return fit_prompt(
+            messages,
+            budget,
+            self._encode,
+            lambda text: list(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
+            self.tokenizer.decode,
+        )
 
     def _run(self, ids: list[int], max_new: int, temperature: float, criterion: _StopCriterion, streamer: Any) -> Any:
         import torch

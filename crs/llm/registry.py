@@ -11,9 +11,9 @@ BACKENDS = ("local", "openai")
 def load_chat_model(cfg: Config) -> ChatModel:
     """The chat model ``cfg.llm.backend`` names."""
     if cfg.llm.backend == "local":
-        from crs.llm.local import LocalChatModel
+        from crs.llm.llamacpp import load_local_model
 
-        return LocalChatModel(cfg)
+        return load_local_model(cfg)
     if cfg.llm.backend == "openai":
         from crs.llm.openai_compat import OpenAIChatModel
 
