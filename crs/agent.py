@@ -155,7 +155,10 @@ class Agent:
                 seconds["reply"] = round(now - last, 4)
                 seconds["total"] = round(now - start, 4)
                 if len(session.turns) > before:
-                    session.turns[-1].seconds = seconds
+                    inner = session.turns[-1].seconds  # understand, llm and guard, timed inside the turn
+                    if "understand" in inner and "read" in seconds:
+                        inner = inner | {"belief": round(max(0.0, seconds["read"] - inner["understand"]), 4)}
+                    session.turns[-1].seconds = inner | seconds
                     self._log_turn(session, event, notices)
             if not isinstance(event, TokenEvent):
                 last = now
@@ -177,7 +180,9 @@ class Agent:
         if request is not None:
             yield from self._profile_turn(session, message, request, turn_no)
             return
+        started = time.perf_counter()
         reading = self.understander.read(message, session.belief, turn_no)
+        stages = {"understand": round(time.perf_counter() - started, 4)}
         intent = reading.intent
         update = reading.update
         if self.use_llm_extraction and not {"ask_item", "ask_why"} & set(reading.acts):
@@ -224,7 +229,7 @@ class Agent:
             yield from calls.take()
         reply_parts: list[str] = []
         about = likes_line(profile, self.catalog) if profile else ""
-        for event in self._reply(act, message, belief, shown, intent, profile=about, turn=turn_no):
+        for event in self._reply(act, message, belief, shown, intent, profile=about, turn=turn_no, stages=stages):
             if isinstance(event, TokenEvent):
                 reply_parts.append(event.text)
             yield event
@@ -237,7 +242,16 @@ class Agent:
         belief = replace(mark_shown(belief, [i.id for i in items]), **({"focus": focus} if focus else {}))
         session.belief = replace(mark_shown(own, [i.id for i in items]), **({"focus": focus} if focus else {}))
         session.turns.append(
-            Turn(turn_no, message, reply, act.kind, tuple(i.id for i in items), update, tuple(calls.events))
+            Turn(
+                turn_no,
+                message,
+                reply,
+                act.kind,
+                tuple(i.id for i in items),
+                update,
+                tuple(calls.events),
+                seconds=stages,
+            )
         )
         yield FinalEvent(reply, items, belief, act.kind)
 
@@ -390,6 +404,7 @@ class Agent:
         intent: Intent,
         profile: str = "",
         turn: int = 0,
+        stages: dict[str, float] | None = None,
     ) -> Iterator[Event]:
         dislikes = nlu.describe([p for p in belief.preferences if p.polarity < 0], self.catalog)
         quoted = message.replace('"', "'")[:1000]
@@ -468,7 +483,7 @@ class Agent:
         rejected = [it.title for it in (self.catalog.get(i) for i in belief.disliked_items) if it is not None]
         banned = belief.disliked_genres + belief.values("person", -1) + rejected
         said = ""
-        for event in self._phrase(messages, allowed, fallback, required, banned):
+        for event in self._phrase(messages, allowed, fallback, required, banned, stages=stages):
             said += event.text if isinstance(event, TokenEvent) else ""
             yield event
         if act.kind == "recommend":
@@ -484,22 +499,38 @@ class Agent:
             yield TokenEvent("\n\nMy picks:\n" + "\n".join(lines))
 
     def _phrase(
-        self, messages: list[Message], allowed: set[str], fallback: str, required: str, banned: list[str]
+        self,
+        messages: list[Message],
+        allowed: set[str],
+        fallback: str,
+        required: str,
+        banned: list[str],
+        stages: dict[str, float] | None = None,
     ) -> Iterator[Event]:
         """Stream the LLM's wording through the grounding guard; use ``fallback`` when it
         fails, says nothing usable, or (with ``required``) leaves out the fact it must state.
-        Sentences naming what the user ruled out (``banned``) are dropped too."""
+        Sentences naming what the user ruled out (``banned``) are dropped too. The seconds spent
+        waiting for the LLM and in the guard are added to ``stages`` ("llm", "guard")."""
         prompt = "\n".join(m.content for m in messages)  # a sentence copied out of any of it is an echo
         guard = GroundingGuard(self.linker, allowed, banned=banned, prompt=prompt)
         emitted: list[str] = []
+        times = {"llm": 0.0, "guard": 0.0}
         try:
+            clock = time.perf_counter()
             for delta in self.llm.stream(messages, max_new_tokens=self.cfg.llm.max_new_tokens):
+                now = time.perf_counter()
+                times["llm"] += now - clock
                 safe = guard.feed(delta)
+                times["guard"] += time.perf_counter() - now
                 if safe:
                     emitted.append(safe)
                     if not required:
                         yield TokenEvent(safe)
+                clock = time.perf_counter()  # the reader's time with a token is neither the LLM's nor the guard's
+            times["llm"] += time.perf_counter() - clock
+            clock = time.perf_counter()
             tail = guard.flush(drop_fragment=bool(emitted))
+            times["guard"] += time.perf_counter() - clock
             if tail:
                 emitted.append(tail)
                 if not required:
@@ -510,6 +541,9 @@ class Agent:
         except Exception:  # a model bug must not end the conversation
             log.exception("LLM crashed")
             yield NoticeEvent("The language model failed; showing a plain answer instead.", degraded=True)
+        if stages is not None:
+            for stage, spent in times.items():
+                stages[stage] = round(stages.get(stage, 0.0) + spent, 4)
         if guard.removed:
             log.info("grounding guard removed %d sentence(s)", len(guard.removed))
         text = "".join(emitted)
