@@ -227,6 +227,50 @@ def test_all_filters_together(store: ItemStore) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"exclude_genres": ["Drama"]},  # most of the nearest pass: filtered here, after an unfiltered search
+        {"include_genres": ["Western"]},  # few pass: left to Chroma's where clause
+        {"year_min": 1979, "year_max": 1979, "exclude_genres": ["Comedy", "Horror"]},
+    ],
+)
+def test_filtered_search_is_the_exact_filtered_ranking(store: ItemStore, filters: dict[str, object]) -> None:
+    """Whichever way a filtered search runs, it returns the top k of the items that pass, k of them."""
+    query = "a lonely hero on a long journey"
+    everything = store.search(query, k=store.count())  # the whole collection, nearest first
+    wanted = {g.casefold() for g in filters.get("include_genres", [])}  # type: ignore[union-attr]
+    unwanted = {g.casefold() for g in filters.get("exclude_genres", [])}  # type: ignore[union-attr]
+    lo, hi = filters.get("year_min"), filters.get("year_max")
+
+    def passes(h: Hit) -> bool:
+        if lo is not None and (h.year is None or h.year < lo or h.year > hi):  # type: ignore[operator]
+            return False
+        return (not wanted or bool(genres_of(h) & wanted)) and not genres_of(h) & unwanted
+
+    expected = [h.id for h in everything if passes(h)][:3]
+    assert len(expected) == 3
+    assert [h.id for h in store.search(query, k=3, **filters)] == expected  # type: ignore[arg-type]
+
+
+def test_vectors_from_elsewhere_and_hnsw_settings(embedder: Embedder, items: list[Item], tmp_path: Path) -> None:
+    cfg = store_config(tmp_path / "unused", collection="vectors-test")
+    cfg = dataclasses.replace(cfg, store=dataclasses.replace(cfg.store, hnsw_ef_search=64, hnsw_max_neighbors=8))
+    s = ItemStore(cfg, embedder, ephemeral=True)
+    s.reset()
+    assert s._collection.configuration["hnsw"]["ef_search"] == 64
+    assert s._collection.configuration["hnsw"]["max_neighbors"] == 8
+    vectors = embedder.encode([embed_text(it) for it in items[:4]])
+    assert s.upsert_chunk(10**9) <= 10**9 and s.upsert_chunk(3) == 3
+    s.upsert_vectors(items[:4], vectors, ["precomputed"] * 4)
+    assert s.count() == 4
+    assert s.search(query_embedding=vectors[2], k=1)[0].id == items[2].id
+    assert s.fingerprints()[items[0].id] == "precomputed"  # indexing would embed it again: its text is unknown
+    with pytest.raises(StoreError, match="cannot write"):
+        s.upsert_vectors(items[:1], np.zeros((1, 7), np.float32), ["x"])  # the wrong dimension
+
+
+@pytest.mark.slow
 def test_search_by_item_embedding(store: ItemStore) -> None:
     vector = store.get_embeddings(["alien-1979"])["alien-1979"]
     assert vector.shape == (384,)

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1  # part of every fingerprint: bump it when the metadata layout changes
 _GET_PAGE = 2000  # ids fetched per page when listing the collection
 _OVERFETCH_MARGIN = 10  # extra hits asked of Chroma beyond k and the excluded ids
+_POSTFILTER_FACTOR = 4  # a filtered search first takes this many times its hits unfiltered, and filters them
+_POSTFILTER_MAX = 3200  # ... widening up to this many before Chroma's where clause filters instead
 T = TypeVar("T")
 
 
@@ -205,7 +207,7 @@ class ItemStore:
             self._client.get_or_create_collection,
             name,
             embedding_function=None,  # never Chroma's default: it downloads a model
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": {"space": "cosine", **self.cfg.store.hnsw()}},
             metadata={"crs_schema": SCHEMA_VERSION},
         )
         config = getattr(collection, "configuration", None) or {}
@@ -272,26 +274,34 @@ class ItemStore:
         from tqdm.auto import tqdm
 
         # Upsert in chunks of several embedding batches: an interrupted run keeps what it did.
-        chunk = max(batch_size, 256)
-        max_batch = getattr(self._client, "get_max_batch_size", lambda: chunk)()
-        chunk = max(1, min(chunk, int(max_batch)))
+        chunk = self.upsert_chunk(max(batch_size, 256))
         with tqdm(total=len(todo), desc="embedding items", unit="item", disable=not progress) as bar:
             for part in _chunks(todo, chunk):
                 vectors = self.embedder.encode([text for _, text, _ in part], batch_size=batch_size)
-                try:
-                    self._collection.upsert(
-                        ids=[item.id for item, _, _ in part],
-                        embeddings=vectors,
-                        metadatas=[item_metadata(item, fp) for item, _, fp in part],
-                    )
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except BaseException as exc:  # a Rust panic too
-                    raise StoreError(
-                        f"cannot write to collection {self.cfg.store.collection!r} in {self.location}: "
-                        f"{first_line(exc)} (a different embedder dimension, or a damaged index: {REBUILD_HINT})"
-                    ) from exc
+                self.upsert_vectors([item for item, _, _ in part], vectors, [fp for _, _, fp in part])
                 bar.update(len(part))
+
+    def upsert_chunk(self, wanted: int) -> int:
+        """How many items one upsert may carry: ``wanted``, at most what the client accepts."""
+        max_batch = getattr(self._client, "get_max_batch_size", lambda: wanted)()
+        return max(1, min(wanted, int(max_batch)))
+
+    def upsert_vectors(self, items: Sequence[Item], vectors: np.ndarray, fingerprints: Sequence[str]) -> None:
+        """Store items with vectors computed elsewhere ((n, dim) unit vectors), in the metadata layout
+        searches filter on; ``len(items)`` at most :meth:`upsert_chunk` allows."""
+        try:
+            self._collection.upsert(
+                ids=[item.id for item in items],
+                embeddings=vectors,
+                metadatas=[item_metadata(item, fp) for item, fp in zip(items, fingerprints, strict=True)],
+            )
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a Rust panic too
+            raise StoreError(
+                f"cannot write to collection {self.cfg.store.collection!r} in {self.location}: "
+                f"{first_line(exc)} (a different embedder dimension, or a damaged index: {REBUILD_HINT})"
+            ) from exc
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
@@ -361,32 +371,46 @@ class ItemStore:
         return self._nearest(vector.reshape(-1), flt, k)
 
     def _nearest(self, vector: np.ndarray, flt: Filter, k: int) -> list[Hit]:
-        total = self.count()
-        if total == 0:
-            return []
+        # No count() first: on a Chroma server it is a pass over the collection (~120 ms at a million
+        # items), and a query asking for more than there is returns what there is.
         where = flt.where()
-        n = min(total, k + len(flt.exclude_ids) + _OVERFETCH_MARGIN)
+        n = k + len(flt.exclude_ids) + _OVERFETCH_MARGIN
+        if where is not None:
+            # First the nearest items without the where clause, filtered here, widening up to
+            # _POSTFILTER_MAX: a graph search costs about log(items), Chroma's metadata filter a pass over
+            # every item (~10 us each: seconds at a million; bench/scale.py). When enough of the nearest
+            # pass, the filtered top k is among them; a filter too narrow for that is left to Chroma.
+            wide = n * _POSTFILTER_FACTOR
+            while True:
+                hits, fetched = self._query(vector, wide, None, flt)
+                if len(hits) >= k or fetched < wide:
+                    return hits[:k]
+                if wide >= _POSTFILTER_MAX:
+                    break
+                wide = min(_POSTFILTER_MAX, wide * 4)
+            log.debug("search: %d of the %d nearest pass the filter; filtering in the store", len(hits), fetched)
         while True:
-            result = self._guard(
-                "query",
-                self._collection.query,
-                query_embeddings=[vector],
-                n_results=n,
-                where=where,
-                include=["metadatas", "distances"],
-            )
-            ids = result["ids"][0]
-            metas = (result["metadatas"] or [[]])[0] or [None] * len(ids)
-            dists = (result["distances"] or [[]])[0]
-            hits = [
-                h
-                for h in (hit_from_metadata(i, m, 1.0 - float(d)) for i, m, d in zip(ids, metas, dists, strict=True))
-                if flt.keep(h)
-            ]
-            if len(hits) >= k or len(ids) < n or n >= total:
+            hits, fetched = self._query(vector, n, where, flt)
+            if len(hits) >= k or fetched < n:
                 return hits[:k]
             log.debug("search: %d of %d hits kept, asking for more", len(hits), n)
-            n = min(total, n * 4)
+            n *= 4
+
+    def _query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None, flt: Filter) -> tuple[list[Hit], int]:
+        """The hits among Chroma's ``n`` nearest (under ``where``) that ``flt`` keeps, and how many came back."""
+        result = self._guard(
+            "query",
+            self._collection.query,
+            query_embeddings=[vector],
+            n_results=n,
+            where=where,
+            include=["metadatas", "distances"],
+        )
+        ids = result["ids"][0]
+        metas = (result["metadatas"] or [[]])[0] or [None] * len(ids)
+        dists = (result["distances"] or [[]])[0]
+        hits = (hit_from_metadata(i, m, 1.0 - float(d)) for i, m, d in zip(ids, metas, dists, strict=True))
+        return [h for h in hits if flt.keep(h)], len(ids)
 
     def _listing(self, flt: Filter, k: int) -> list[Hit]:
         where = flt.where()
