@@ -42,6 +42,8 @@ run: install
 	$(BIN)/crs serve
 
 test: install
+	@$(BIN)/python -c "import llama_cpp.server.app" 2>/dev/null || { \
+		echo "the tests need llama.cpp (the local engine and its server), which did not build: run make llamacpp"; exit 1; }
 	@scripts/install_browser.sh  # Debian's chromium + chromium-driver for tests/test_browser.py, once
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -1,5 +1,5 @@
 """The OpenAI-compatible backend against a real LLM server: llama.cpp's own server
-(``llama-cpp-python[server]``, built from PyPI once by ``make test``) serving the shipped SmolLM2 GGUF.
+(``llama-cpp-python[server]``, built from PyPI once by ``make install``) serving the shipped SmolLM2 GGUF.
 Generation, streaming, the LLM extraction pass, and a server killed in the middle of a reply."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from crs.llm.local import shipped_gguf
 from crs.llm.openai_compat import OpenAIChatModel
 from tests.conftest import free_port, test_config
 
-pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is installed by `make test`")
+pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is installed by `make install`")
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 CHAT = [

@@ -245,12 +245,13 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_setup(cfg: Config, args: argparse.Namespace) -> int:
     from crs.catalog import load_catalog
-    from crs.llm.local import ensure_local_model
+    from crs.llm.registry import load_chat_model
     from crs.rank.store import ItemStore
     from crs.resources import index_catalog
 
-    if cfg.llm.backend == "local":
-        print(f"local model ready at {ensure_local_model(cfg)}")
+    if cfg.llm.backend == "local":  # loading prepares what the engine reads: a converted or a merged copy
+        model = load_chat_model(cfg)
+        print(f"local model ready: {model.name} ({getattr(model, 'path', '')})")
     catalog = load_catalog(cfg.catalog.path, cfg.catalog.format)
     subset, _ = index_catalog(cfg, catalog, ItemStore.from_config(cfg))
     print(f"index ready: {len(subset)} items")
