@@ -237,7 +237,8 @@ class Turn:
     tools: tuple[ToolEvent, ...] = ()
     # Preference keys a profile edit of this turn spoke of: it lifts an earlier "forget" of them.
     lifted: tuple[tuple[str, str], ...] = ()
-    seconds: dict[str, float] = field(default_factory=dict)  # stage -> time: read, each tool, first_token, reply, total
+    # stage -> seconds: read (= understand + belief), each tool, llm, guard, first_token, reply, total
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data; tool outputs are left out (``Session.from_dict`` gives them back as None)."""
