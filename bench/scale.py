@@ -40,18 +40,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.index_bench import percentile  # noqa: E402
+from bench.robustness_ops import free_port  # noqa: E402
 from crs.catalog import Item, load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOISE_COS = 0.8  # cosine of a synthetic vector to the real film vector it is made from
 EXCLUDED_BY_ID = 30
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:

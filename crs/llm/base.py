@@ -16,6 +16,8 @@ from typing import Protocol, runtime_checkable
 
 logger = logging.getLogger(__name__)
 
+MAX_PROMPT_TOKENS = 2048  # a local model's prompt cap, for CPU speed, whatever the model's context
+
 
 class LLMError(RuntimeError):
     """A chat model that cannot be loaded or reached; the message says what to do."""
@@ -83,20 +85,37 @@ def stream_until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator
         yield buf
 
 
+def decoding_options(
+    default_tokens: int,
+    default_temperature: float,
+    context_tokens: int,
+    max_new_tokens: int | None,
+    temperature: float | None,
+) -> tuple[int, float]:
+    """(new tokens, temperature) of a local generation: the call's, else the config's defaults; at most
+    half the context is written, and a negative temperature is greedy."""
+    n = default_tokens if max_new_tokens is None else max_new_tokens
+    t = default_temperature if temperature is None else temperature
+    return max(1, min(n, context_tokens // 2)), max(0.0, t)
+
+
 def fit_prompt(
     messages: list[Message],
-    budget: int,
+    context_tokens: int,
+    max_new_tokens: int,
     encode: Callable[[list[Message]], list[int]],
     tokenize: Callable[[str], list[int]],
     detokenize: Callable[[list[int]], str],
 ) -> list[int]:
-    """Token ids of the chat prompt (``encode``), dropping the oldest non-system turns until it fits ``budget``.
+    """Token ids of the chat prompt (``encode``), dropping the oldest non-system turns until it fits
+    beside ``max_new_tokens`` in ``context_tokens`` (and within ``MAX_PROMPT_TOKENS``).
 
     When one message is left and still too long, its end is kept. ``tokenize`` and ``detokenize`` work on
     plain text, without special tokens.
     """
     if not messages:
         raise LLMError("no messages to answer")
+    budget = max(16, min(MAX_PROMPT_TOKENS, context_tokens - max_new_tokens))
     msgs = list(messages)
     ids = encode(msgs)
     while len(ids) > budget:

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from crs.config import Config
-from crs.llm.base import ChatModel, LLMError, Message, cut_at_stop, fit_prompt, stream_until_stop
+from crs.llm.base import ChatModel, LLMError, Message, cut_at_stop, decoding_options, fit_prompt, stream_until_stop
 from crs.llm.gguf_merge import merge_lora_gguf, merged_gguf_path
-from crs.llm.local import MAX_PROMPT_TOKENS, adapter_dir, local_gguf
+from crs.llm.local import adapter_dir, local_gguf
 
 logger = logging.getLogger(__name__)
 
@@ -118,19 +118,18 @@ class LlamaCppChatModel:
 
     def prompt_ids(self, messages: list[Message], max_new_tokens: int) -> list[int]:
         """Token ids of the chat prompt, dropping the oldest non-system turns until it fits."""
-        budget = max(16, min(MAX_PROMPT_TOKENS, self.context_tokens - max_new_tokens))
         return fit_prompt(
             messages,
-            budget,
+            self.context_tokens,
+            max_new_tokens,
             self._encode,
             lambda text: self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False),
             lambda ids: self.llm.detokenize(ids).decode("utf-8", errors="ignore"),
         )
 
     def _options(self, max_new_tokens: int | None, temperature: float | None) -> tuple[int, float]:
-        n = self.cfg.llm.max_new_tokens if max_new_tokens is None else max_new_tokens
-        t = self.cfg.llm.temperature if temperature is None else temperature
-        return max(1, min(n, self.context_tokens // 2)), max(0.0, t)
+        llm = self.cfg.llm
+        return decoding_options(llm.max_new_tokens, llm.temperature, self.context_tokens, max_new_tokens, temperature)
 
     def _pieces(self, ids: list[int], max_new: int, temperature: float) -> Iterator[Any]:
         return self.llm.create_completion(  # type: ignore[return-value]
@@ -168,8 +167,6 @@ class LlamaCppChatModel:
             try:
                 texts = (chunk["choices"][0]["text"] for chunk in chunks)
                 yield from stream_until_stop(texts, stop)
-            except LLMError:
-                raise
             except Exception as exc:
                 raise LLMError(f"generation failed: {exc}") from exc
             finally:

