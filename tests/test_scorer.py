@@ -43,6 +43,17 @@ def test_match_items_by_id_then_title_and_year() -> None:
     assert match_items(ids, None, catalog)[1].matched == 1  # no titles: ids only
 
 
+def test_match_items_takes_a_year_one_off_only_after_every_exact_match() -> None:
+    catalog = Catalog([Item("heat-1995", "Heat", 1995), Item("alien-1979", "Alien", 1979)])
+    ids = [PAD, "1", "2", "3"]
+    titles = ["", "Heat (1996)", "Heat (1995)", "Alien (1981)"]  # 1 is one off; 2 is exact; 3 is two off
+    mapping, report = match_items(ids, titles, catalog)
+    assert mapping == {"heat-1995": 2}  # the exact match wins although the near one comes first
+    assert (report.by_title, report.by_near_year) == (1, 0)
+    mapping, report = match_items([PAD, "1"], ["", "Heat (1996)"], catalog)
+    assert mapping == {"heat-1995": 1} and report.by_near_year == 1 and "a year one off" in str(report)
+
+
 def test_score_fuses_sequential_scores_and_never_returns_rejected_items() -> None:
     belief = BeliefState(preferences=(Preference("item", "hated", -1),))
     cands = [Candidate(Item(i, i.title(), 2000), s, s) for i, s in [("a", 0.60), ("b", 0.55), ("hated", 0.50)]]

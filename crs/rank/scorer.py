@@ -2,7 +2,8 @@
 
 A checkpoint's items (``item_ids``, and ``titles`` when it has them) are mapped to catalog items by
 id first, then by normalised title and year (MovieLens writes "Matrix, The (1999)", the catalog
-"The Matrix" 1999); ``match`` reports how many mapped. The session's liked items, in the order they
+"The Matrix" 1999), then by title and a year one off (a festival year against a release year);
+``match`` reports how many mapped. The session's liked items, in the order they
 were liked, form the sequence; ``scores`` returns the model's scores of the candidates as z-scores
 over the mapped candidates, which ``crs.rank.candidates.score`` fuses with the retrieval score.
 """
@@ -58,11 +59,12 @@ def title_keys(name: str, year: int | None = None) -> list[tuple[str, int | None
 class MatchReport:
     total: int  # items in the model (padding excluded)
     by_id: int
-    by_title: int
+    by_title: int  # title and the same year (or no year on either side)
+    by_near_year: int = 0  # title and a year one off
 
     @property
     def matched(self) -> int:
-        return self.by_id + self.by_title
+        return self.by_id + self.by_title + self.by_near_year
 
     @property
     def rate(self) -> float:
@@ -71,7 +73,7 @@ class MatchReport:
     def __str__(self) -> str:
         return (
             f"{self.matched} of {self.total} model items matched the catalog ({self.rate:.1%}: "
-            f"{self.by_id} by id, {self.by_title} by title and year)"
+            f"{self.by_id} by id, {self.by_title} by title and year, {self.by_near_year} by title and a year one off)"
         )
 
 
@@ -79,13 +81,15 @@ def match_items(
     item_ids: Sequence[str], titles: Sequence[str] | None, catalog: Catalog
 ) -> tuple[dict[str, int], MatchReport]:
     """Catalog id -> model item index, and the report. Index 0 (padding) is skipped; when two model
-    items claim one catalog item, the first keeps it."""
+    items claim one catalog item, the first keeps it. The year-one-off pass runs after every exact
+    match, so it never takes a catalog item an exact title and year would have claimed."""
     by_key: dict[tuple[str, int | None], str] = {}
     for item in catalog:
         for key in title_keys(item.title, item.year):
             by_key.setdefault(key, item.id)
     mapping: dict[str, int] = {}
-    by_id = by_title = 0
+    by_id = by_title = by_near = 0
+    unmatched: list[int] = []
     for index in range(1, len(item_ids)):
         iid = str(item_ids[index])
         if iid in catalog and iid not in mapping:
@@ -94,13 +98,19 @@ def match_items(
             continue
         if titles is None or not titles[index]:
             continue
-        for key in title_keys(titles[index]):
-            cid = by_key.get(key)
-            if cid is not None and cid not in mapping:
-                mapping[cid] = index
-                by_title += 1
-                break
-    return mapping, MatchReport(len(item_ids) - 1, by_id, by_title)
+        cid = next((c for key in title_keys(titles[index]) if (c := by_key.get(key)) and c not in mapping), None)
+        if cid is None:
+            unmatched.append(index)
+        else:
+            mapping[cid] = index
+            by_title += 1
+    for index in unmatched:
+        keys = [(t, y + d) for t, y in title_keys(titles[index]) if y is not None for d in (-1, 1)]  # type: ignore[index]
+        cid = next((c for key in keys if (c := by_key.get(key)) and c not in mapping), None)
+        if cid is not None:
+            mapping[cid] = index
+            by_near += 1
+    return mapping, MatchReport(len(item_ids) - 1, by_id, by_title, by_near)
 
 
 class SeqScorer:
