@@ -69,6 +69,16 @@ def test_leave_one_out_split() -> None:
         ds.encode_items(["nope"])
 
 
+def test_whole_trains_on_every_item_and_validates_nothing() -> None:
+    ds = synthetic()
+    whole = ds.whole()
+    assert list(whole.train(3)) == list(ds.sequences[3]) and whole.valid(3) == 0 and whole.test(3) == 0
+    assert len(whole.eval_users()) == 0 and ds.holdout and len(ds.eval_users()) == 49  # the original is unchanged
+    model = build_model("sasrec", NUM_ITEMS, **MODELS["sasrec"])
+    res = train(model, whole, TrainConfig(epochs=3, batch_size=16, lr=0.01, progress=False))
+    assert res.epochs_run == 3 and res.best_epoch == 3 and math.isnan(res.best_valid_ndcg)  # all epochs, last kept
+
+
 def test_pad_left_and_trim() -> None:
     seqs = [np.array([1, 2, 3]), np.array([4]), np.array([], dtype=np.int64)]
     assert pad_left(seqs, 4).tolist() == [[0, 1, 2, 3], [0, 0, 0, 4], [0, 0, 0, 0]]

@@ -264,6 +264,34 @@ def _p2rec_pipeline(llm, tokenizer, **overrides: object):  # noqa: ANN001, ANN20
     return ds, backbone, cfg, build_knowledge(backbone, ds, titles(), llm, tokenizer, cfg)
 
 
+def test_fold_knowledge_keeps_the_scores_without_the_knowledge_buffer(tmp_path: Path) -> None:
+    """Folding writes the effective item table into a plain SASRec (same scores, no knowledge buffer),
+    and the folded file round-trips through the chat's scorer, matched to a catalog by title."""
+    from crs.catalog import Catalog, Item
+    from crs.rank.scorer import SeqScorer
+    from crs.seqrec.checkpoint import build_model, load, save
+    from crs.seqrec.p2rec import KnowledgeEmbedding, attach_knowledge, fold_knowledge
+
+    model = build_model("sasrec", NUM_ITEMS, hidden=16, blocks=1, heads=2, dropout=0.1, max_len=10)
+    attach_knowledge(model, torch.randn(NUM_ITEMS + 1, 8), torch.randn(8, 16))
+    model.eval()
+    folded = fold_knowledge(model)
+    assert not isinstance(folded.item_emb, KnowledgeEmbedding) and folded.config == model.config
+    inp, _ = _batch(synthetic(), 4, 8)
+    cand = torch.arange(1, NUM_ITEMS + 1).repeat(4, 1)
+    with torch.no_grad():
+        assert torch.allclose(folded.score(inp, cand), model.score(inp, cand), atol=1e-5)
+    with pytest.raises(ValueError, match="no knowledge"):
+        fold_knowledge(folded)
+    names = ["", *(f"Film {i} ({1970 + i})" for i in range(1, NUM_ITEMS + 1))]
+    save(folded, tmp_path / "folded.pt", synthetic().item_ids, names)
+    assert "item_emb.knowledge" not in torch.load(tmp_path / "folded.pt", weights_only=True)["state_dict"]
+    ck = load(tmp_path / "folded.pt")
+    catalog = Catalog([Item("a", "Film 3", 1973), Item("b", "Film 4", 1974), Item("c", "Film 5", 1975)])
+    scorer = SeqScorer(ck.model, ck.item_ids, catalog, ck.titles)
+    assert scorer.match.matched == 3 and set(scorer.scores(["a"], ["b", "c"])) == {"b", "c"}
+
+
 def test_lora_tuning_fits_user_distributions() -> None:
     """Users whose texts name different films get different targets; tuning the LoRA adapters and
     the head brings the KL over all users down."""

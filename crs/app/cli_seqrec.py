@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crs.config import Config
+from crs.seqrec.fit import MODELS  # light to import: torch loads inside fit_model
 
 if TYPE_CHECKING:
     from crs.seqrec.train import EpochLog
 
 log = logging.getLogger(__name__)
 
-MODELS = ("lstm", "sasrec", "gru4rec", "duip", "p2rec")
 CHECKPOINT = "model.pt"
 
 
@@ -87,9 +87,10 @@ def _model_dir(cfg: Config, given: str | None) -> str:
 
 def train_seqrec(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     """Train ``args.model`` and write OUT/model.pt and OUT/train.json; returns the summary."""
-    from crs.seqrec.checkpoint import build_model, save
+    from crs.seqrec.checkpoint import save
     from crs.seqrec.data import load_dataset, load_item_titles
-    from crs.seqrec.train import TrainConfig, train
+    from crs.seqrec.fit import LLMStage, fit_model
+    from crs.seqrec.train import TrainConfig
 
     if args.threads:
         import torch
@@ -106,7 +107,6 @@ def train_seqrec(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     elif args.model in ("duip", "p2rec"):
         raise SeqCliError(f"--model {args.model} needs item titles: pass --titles (a CSV with id and title columns)")
     start = time.perf_counter()
-    backbone = {"duip": "lstm", "p2rec": "sasrec"}.get(args.model, args.model)
     overrides: dict[str, Any] = {}
     if args.max_len:
         overrides["max_len"] = args.max_len
@@ -116,46 +116,19 @@ def train_seqrec(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         epochs=args.epochs, seed=args.seed, num_threads=args.threads,
         max_seconds=args.max_minutes * 60 if args.max_minutes else None,
     )  # fmt: skip
-    model = build_model(backbone, ds.num_items, **overrides)
-    res = train(model, ds, tcfg)
-    curves = {backbone: res.history}
+    stage = None
+    if args.model in ("duip", "p2rec"):
+        stage = LLMStage(_model_dir(cfg, args.model_dir), args.steps, args.device, args.threads)
+    fitted = fit_model(args.model, ds, tcfg, overrides, texts, titles, stage)
+    curves = fitted.curves
     summary: dict[str, Any] = {
-        "model": args.model, "data": str(args.data), "dataset": ds.stats(), "seed": args.seed,
-        "backbone": {"name": backbone, "best_epoch": res.best_epoch, "epochs": res.epochs_run,
-                     "valid_ndcg@10": res.best_valid_ndcg, "seconds": round(res.train_seconds, 1)},
+        "model": args.model, "data": str(args.data), "dataset": ds.stats(), "seed": args.seed, **fitted.summary,
     }  # fmt: skip
-    if args.model == "p2rec":
-        from crs.seqrec.duip import load_llm
-        from crs.seqrec.p2rec import P2RecConfig, attach_knowledge, build_knowledge
-
-        llm, tok = load_llm(_model_dir(cfg, args.model_dir), "bfloat16")
-        llm.to(args.device)
-        pcfg = P2RecConfig(seed=args.seed, tune_steps=args.steps)
-        know = build_knowledge(model, ds, texts, llm, tok, pcfg)  # type: ignore[arg-type]
-        del llm
-        model = attach_knowledge(build_model("sasrec", ds.num_items, **overrides), know.knowledge, know.projection)
-        res = train(model, ds, tcfg)
-        curves["p2rec"] = res.history
-        summary["p2rec"] = {"stage_seconds": know.seconds, "tune_kl": know.tune_losses[-1:], "best_epoch": res.best_epoch,
-                            "valid_ndcg@10": res.best_valid_ndcg, "seconds": round(res.train_seconds, 1)}  # fmt: skip
-    elif args.model == "duip":
-        from crs.seqrec.duip import DUIP, DUIPConfig, DUIPTrainConfig, init_from_lstm, train_duip
-
-        lc = model.config
-        dcfg = DUIPConfig(
-            num_items=ds.num_items, max_len=lc.max_len, embedding=lc.embedding, hidden=lc.hidden,
-            model_dir=_model_dir(cfg, args.model_dir), dtype="bfloat16",
-        )  # fmt: skip
-        duip = DUIP(dcfg, titles)  # type: ignore[arg-type]
-        init_from_lstm(duip, model)
-        duip.to(args.device)
-        d = train_duip(duip, ds, DUIPTrainConfig(steps=args.steps, seed=args.seed, num_threads=args.threads))
-        summary["duip"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
-        out.mkdir(parents=True, exist_ok=True)
-        duip.save(out / CHECKPOINT, ds.item_ids)
-    if args.model != "duip":
-        out.mkdir(parents=True, exist_ok=True)
-        save(model, out / CHECKPOINT, ds.item_ids, titles)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.model == "duip":
+        fitted.model.save(out / CHECKPOINT, ds.item_ids)
+    else:
+        save(fitted.model, out / CHECKPOINT, ds.item_ids, titles)
     summary["seconds"] = round(time.perf_counter() - start, 1)
     summary["history"] = {name: [dataclasses.asdict(e) for e in logs] for name, logs in curves.items()}
     (out / "train.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")

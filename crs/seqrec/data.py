@@ -22,7 +22,7 @@ import gzip
 import io
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -48,6 +48,10 @@ class SeqDataset:
     item_ids: list[str]  # item_ids[i]: original id of item index i; item_ids[0] == PAD
     users: list[str]  # users[u]: original id of user u
     extra: dict[str, str] = field(default_factory=dict)  # provenance (path, format)
+    # False: no leave-one-out split, every item trains and nothing validates (``whole``): for the final
+    # fit of a model whose settings were chosen elsewhere, when the last two items of short sequences
+    # (a dialogue names about five films) are too much data to give up.
+    holdout: bool = True
 
     def __post_init__(self) -> None:
         if len(self.sequences) != len(self.users):
@@ -71,20 +75,25 @@ class SeqDataset:
         return int(sum(len(s) for s in self.sequences))
 
     # --- leave-one-out split ---
+    def whole(self) -> SeqDataset:
+        """The same data without the leave-one-out split: ``train(u)`` is the whole sequence and no
+        user is evaluated."""
+        return replace(self, holdout=False)
+
     def train(self, u: int) -> np.ndarray:
         """Training items of user ``u`` (all but the last two when the user has at least 3)."""
         seq = self.sequences[u]
-        return seq[:-2] if len(seq) >= 3 else seq
+        return seq[:-2] if len(seq) >= 3 and self.holdout else seq
 
     def valid(self, u: int) -> int:
         """The validation target of user ``u`` (second last item), or 0 if the user is not evaluated."""
         seq = self.sequences[u]
-        return int(seq[-2]) if len(seq) >= 3 else 0
+        return int(seq[-2]) if len(seq) >= 3 and self.holdout else 0
 
     def test(self, u: int) -> int:
         """The test target of user ``u`` (last item), or 0 if the user is not evaluated."""
         seq = self.sequences[u]
-        return int(seq[-1]) if len(seq) >= 3 else 0
+        return int(seq[-1]) if len(seq) >= 3 and self.holdout else 0
 
     def history(self, u: int, split: Split) -> np.ndarray:
         """The input sequence for predicting ``split``'s target: train items (+ the valid item for test)."""
@@ -98,7 +107,7 @@ class SeqDataset:
 
     def eval_users(self) -> np.ndarray:
         """Users with a validation and a test target (at least 3 interactions)."""
-        return np.array([u for u, s in enumerate(self.sequences) if len(s) >= 3], dtype=np.int64)
+        return np.array([u for u, s in enumerate(self.sequences) if len(s) >= 3 and self.holdout], dtype=np.int64)
 
     # --- id maps ---
     @cached_property

@@ -270,9 +270,16 @@ class P2RecResult:
 
 
 def build_knowledge(
-    backbone: SeqRecModel, dataset: SeqDataset, texts: list[str], llm: Any, tokenizer: Any, cfg: P2RecConfig
+    backbone: SeqRecModel,
+    dataset: SeqDataset,
+    texts: list[str],
+    llm: Any,
+    tokenizer: Any,
+    cfg: P2RecConfig,
 ) -> P2RecResult:
-    """Steps (a)-(d) for a pre-trained ``backbone``; ``texts[i]`` describes item index i."""
+    """Steps (a)-(d) for a pre-trained ``backbone``; ``texts[i]`` describes item index i. Items that
+    no training sequence holds (cold items in the vocabulary) get knowledge from their text like any
+    other, which is what lets the enhanced model tell them apart."""
     if len(texts) != dataset.num_items + 1:
         raise ValueError(f"{len(texts)} item texts for {dataset.num_items} items (expected num_items + 1)")
     seconds: dict[str, float] = {}
@@ -299,3 +306,20 @@ def build_knowledge(
              cfg.losses[0] if cfg.losses else float("nan"), np.mean(cfg.losses[-10:]) if cfg.losses else float("nan"),
              {k: round(v, 1) for k, v in seconds.items()})  # fmt: skip
     return P2RecResult(cats, knowledge, projection, list(cfg.losses), seconds)
+
+
+def fold_knowledge(model: SeqRecModel) -> SeqRecModel:
+    """A knowledge-enhanced model as a plain one of the same class and the same scores: its item table
+    becomes the ``KnowledgeEmbedding``'s effective table (id embedding + projected knowledge), so the
+    file no longer carries the (N + 1, D) knowledge buffer (tens of MB for a catalog). In eval mode."""
+    emb = model.item_emb
+    if not isinstance(emb, KnowledgeEmbedding):
+        raise ValueError("the model has no knowledge-enhanced item embeddings to fold")
+    with torch.no_grad():
+        table = emb.weight.detach().clone()  # (N + 1, d)
+    folded = type(model)(model.config)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("item_emb.")}
+    missing, unexpected = folded.load_state_dict(state | {"item_emb.weight": table}, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"cannot fold the knowledge: missing {missing}, unexpected {unexpected}")
+    return folded.eval()
