@@ -210,3 +210,48 @@ def test_profile_uses_only_the_seekers_earlier_training_dialogues(tmp_path: Path
     assert comps.profile("8", "20") == [] and comps.profile("9", "99") == [] and comps.profile("", "99") == []
     comps.save(tmp_path / "m")
     assert Components.load(tmp_path / "m").profiles == comps.profiles
+
+
+def test_chat_scorer_rows_rank_with_the_scorer_the_chat_would_load(slice_dir: Path) -> None:
+    """``--scorer``: a chat scorer checkpoint (trained here on the slice's non-evaluated dialogues'
+    liked films) gets its own rows, fed the seeker's liked movies as the chat feeds it."""
+    from crs.eval.redial.data import file_dialogue_ids, load_dialogues
+    from crs.eval.redial.run import ChatScorer
+    from crs.rank.scorer import SeqScorer
+    from crs.seqrec.checkpoint import save
+    from crs.seqrec.fit import fit_model
+    from crs.seqrec.sources import redial_liked
+    from crs.seqrec.train import TrainConfig
+
+    catalog = load_redial_catalog(slice_dir / "movies.csv", None)
+    evaluated = file_dialogue_ids(slice_dir / "turns.jsonl")
+    train = [d for d in load_dialogues([slice_dir / "train.jsonl"]) if str(d["conversationId"]) not in evaluated]
+    ds = redial_liked(train, catalog, catalog).dataset()
+    fitted = fit_model("sasrec", ds, TrainConfig(epochs=2, progress=False), {"hidden": 16, "max_len": 10})
+    path = slice_dir / "chat-scorer.pt"
+    save(fitted.model, path, ds.item_ids, ["", *(catalog[i].label for i in ds.item_ids[1:])])
+
+    scorer = ChatScorer(path, SeqScorer.load(path, catalog), [it.id for it in catalog])
+    n = len(catalog)
+    values = np.ones((len(FEATURES), n), dtype=np.float32)
+    known = [k for k, it in enumerate(catalog) if it.id in scorer.scorer.to_index]
+    f = TurnFeatures(values, [], [], np.zeros(n, np.float32), [0], liked=known[:2])
+    g = scorer.features(f)
+    seq = FEATURES.index("sequential")
+    assert np.array_equal(np.delete(g.values, seq, 0), np.delete(values, seq, 0)) and f.values[seq].min() == 1.0
+    unknown = [k for k in range(n) if k not in set(known)]
+    assert (g.values[seq, unknown] == 0).all() and abs(float(g.values[seq, known].mean())) < 1e-4  # z-scores
+    assert (scorer.features(TurnFeatures(values, [], [], np.zeros(n, np.float32), [0])).values[seq] == 0).all()
+    named = ChatScorer(path, scorer.scorer, scorer.ids, reads="mentioned")  # every movie named, not the liked ones
+    assert (named.features(f).values[seq] == 0).all()
+    h = named.features(TurnFeatures(values, known[:2], [], np.zeros(n, np.float32), [0]))
+    assert np.array_equal(h.values[seq], g.values[seq])
+
+    assert (
+        _run(slice_dir, "turns.jsonl", slice_dir / "model", "--scorer", str(path), "--scorer-weights", "0.1,0.5") == 0
+    )
+    report = json.loads((slice_dir / "out.json").read_text())
+    rows = [r for r in report["ablation"] if "chat scorer chat-scorer" in r]
+    assert len(rows) == 3 and any(r.startswith("(alone)") for r in rows)
+    assert all(report["ablation"][r]["samples"] == 38 for r in rows)
+    assert report["scorers"]["chat-scorer.pt"]["matched_catalog"] == ds.num_items

@@ -91,6 +91,19 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--epochs", type=int, default=60, help="SASRec training epochs")
     rd.add_argument("--ks", type=_ks, help="Recall@k reported, e.g. 1,5,10,20,50 (each 1..50; default 1,10,50)")
     rd.add_argument(
+        "--scorer", nargs="+", default=[], metavar="CHECKPOINT",
+        help="chat scorer checkpoints (crs.seqrec files with titles) measured in rows of their own: alone, and in "
+        "the chat's [scoring] weights in place of the pipeline's SASRec; train them without the --turns dialogues",
+    )  # fmt: skip
+    rd.add_argument(
+        "--scorer-weights", type=lambda v: tuple(float(x) for x in v.split(",")), metavar="W,W,...",
+        help="the [scoring] sequential weights tried in the --scorer rows (default: the config's)",
+    )  # fmt: skip
+    rd.add_argument(
+        "--scorer-input", choices=["liked", "mentioned"], nargs="+", default=["liked"],
+        help="what the --scorer models read: the seeker's liked movies, as the chat feeds them, and/or every movie named",
+    )  # fmt: skip
+    rd.add_argument(
         "--cross-fit", type=int, default=1, metavar="K",
         help="rank each of K dialogue-level folds of --turns with components trained on every training dialogue "
         "but that fold's (uses the evaluated file's other dialogues when --train holds them; default 1: none)",

@@ -35,6 +35,7 @@ class TurnFeatures:
     disliked: list[int]  # catalog indices the seeker rejected
     disliked_genre: np.ndarray  # (N,) number of rejected genres each item has
     gold: list[int]
+    liked: list[int] = field(default_factory=list)  # catalog indices the seeker liked, in order: the chat's sequence
     given_ids: int = 0  # movie mentions the data format gave
     linked_ids: int = 0  # movie mentions the product's linker found
 
@@ -125,7 +126,7 @@ class Pipeline:
             dg[:] = [len(gs & disliked_genres) for gs in self.genre_sets]
         disliked = [self.index[i] for i in belief.disliked_items if i in self.index]
         gold = [self.index[g] for g in turn.gold if g in self.index]
-        return TurnFeatures(values, order, disliked, dg, gold, given, linked)
+        return TurnFeatures(values, order, disliked, dg, gold, liked, given, linked)
 
     def _similarity(self, vector: np.ndarray | None, liked: list[int]) -> np.ndarray:
         """Cosine of every item to the query ``crs.rank.candidates.retrieve`` would build: the message's

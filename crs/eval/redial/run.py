@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from crs.catalog import Catalog
 from crs.config import Config, ScoringConfig
 from crs.eval.redial.data import RecTurn
-from crs.eval.redial.features import build_pipeline
-from crs.eval.redial.model import Components, Weights, agent_weights
+from crs.eval.redial.features import TurnFeatures, build_pipeline
+from crs.eval.redial.model import FEATURES, Components, Weights, agent_weights
 from crs.eval.redial.ranking import CURVE_K, KS, Recall, markdown_table
 from crs.eval.redial.train import CROSS_FIT_TUNING_FOLDS, TrainingData, dialogue_fold, load_or_train, train_for
+
+if TYPE_CHECKING:
+    from crs.rank.scorer import SeqScorer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,12 @@ class RedialRun:
     cross_fit: int = 1
     scoring: ScoringConfig = field(default_factory=ScoringConfig)  # the agent's weights, for their own row
     ks: tuple[int, ...] = KS  # the Recall@k reported (the curve always runs from 1 to CURVE_K)
+    # Chat scorer checkpoints (``crs.rank.scorer.SeqScorer``) measured in rows of their own, fed the
+    # seeker's liked movies as the chat feeds them; they must be trained without the evaluated dialogues.
+    scorers: tuple[Path, ...] = ()
+    scorer_weights: tuple[float, ...] = ()  # [scoring] sequential weights tried with them (default: the config's)
+    # what the scorers read: the liked movies (as the chat), and/or every movie named (a diagnostic)
+    scorer_inputs: tuple[Literal["liked", "mentioned"], ...] = ("liked",)
     progress: bool = True
     threads: int = 1  # torch threads (the CPU is shared)
 
@@ -127,7 +137,8 @@ def run_redial(run: RedialRun) -> dict[str, object]:
         "(alone) SASRec": (lambda w: {"sequential": 1.0}, False),
         AGENT_ROW: (lambda w: agent_weights(run.scoring, pipeline.components), True),
     }  # fmt: skip
-    recalls = {name: Recall() for name in ablation}
+    scorer_rows = scorer_ablation(run, catalog, pipeline.components)
+    recalls = {name: Recall() for name in [*ablation, *scorer_rows]}
     given = linked = 0
     for k, (fitted, fold_turns) in enumerate(by_fold):
         pipeline.components = fitted
@@ -136,11 +147,17 @@ def run_redial(run: RedialRun) -> dict[str, object]:
             given, linked = given + f.given_ids, linked + f.linked_ids
             for name, (make, filtering) in ablation.items():
                 recalls[name].add(f, make(fitted.weights), filtering)
+            with_scorer: dict[int, TurnFeatures] = {}
+            for name, (sc, weights, filtering) in scorer_rows.items():
+                if id(sc) not in with_scorer:
+                    with_scorer[id(sc)] = sc.features(f)
+                recalls[name].add(with_scorer[id(sc)], weights, filtering)
     rows = {name: rec.as_dict(run.ks) for name, rec in recalls.items()}
     report: dict[str, object] = dict(rows[FULL_ROW])
     meta = components.meta
     report |= {
         "ablation": rows,
+        "scorers": {sc.path.name: sc.describe() for sc, _, _ in scorer_rows.values()},
         "weights": weights if len(by_fold) == 1 else [c.weights for c, _ in by_fold],
         "file": str(run.turns),
         "catalog_items": len(catalog),
@@ -174,6 +191,53 @@ def run_redial(run: RedialRun) -> dict[str, object]:
         run.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
         recall_chart(rows, run.out.with_suffix(".png"))
     return report
+
+
+@dataclass
+class ChatScorer:
+    """A chat scorer checkpoint over the ReDial catalog, as the chat uses it: z-scores of the items it
+    knows after the seeker's liked movies (``SeqScorer.scores``), 0 for the others."""
+
+    path: Path
+    scorer: SeqScorer
+    ids: list[str]  # the catalog's ids, in catalog order
+    reads: Literal["liked", "mentioned"] = "liked"
+
+    def features(self, f: TurnFeatures) -> TurnFeatures:
+        """``f`` with its sequential row replaced by this scorer's scores."""
+        from dataclasses import replace
+
+        seq = f.liked if self.reads == "liked" else f.mentioned
+        z = self.scorer.scores([self.ids[i] for i in seq], self.ids)
+        values = f.values.copy()
+        values[FEATURES.index("sequential")] = np.array([z.get(i, 0.0) for i in self.ids], dtype=np.float32)
+        return replace(f, values=values)
+
+    def describe(self) -> dict[str, object]:
+        m = self.scorer.match
+        return {"path": str(self.path), "model": self.scorer.name, "items": m.total, "matched_catalog": m.matched}
+
+
+def scorer_ablation(
+    run: RedialRun, catalog: Catalog, components: Components
+) -> dict[str, tuple[ChatScorer, Weights, bool]]:
+    """Rows for ``run.scorers``: each alone, and in the chat's ``[scoring]`` weights (one row per
+    weight in ``run.scorer_weights``) -> name -> (scorer, weights, filtering)."""
+    from crs.rank.scorer import SeqScorer
+
+    rows: dict[str, tuple[ChatScorer, Weights, bool]] = {}
+    ids = [it.id for it in catalog]
+    for path in run.scorers:
+        loaded = SeqScorer.load(path, catalog)
+        log.info("chat scorer %s: %s", path.name, loaded.match)
+        for reads in run.scorer_inputs:
+            sc = ChatScorer(path, loaded, ids, reads)
+            name = path.stem if reads == "liked" else f"{path.stem} reading every movie named"
+            rows[f"(alone) chat scorer {name}"] = (sc, {"sequential": 1.0}, False)
+            for w in run.scorer_weights or (run.scoring.sequential,):
+                weights = agent_weights(replace(run.scoring, sequential=w), components)
+                rows[f"the chat agent's [scoring] weights, chat scorer {name} (sequential {w:g})"] = (sc, weights, True)
+    return rows
 
 
 def recall_chart(rows: dict[str, dict[str, Any]], path: Path, title: str = "") -> Path | None:
@@ -217,6 +281,9 @@ def redial_command(args: object, cfg: Config) -> int:
         seq_epochs=a.get("epochs") or 60,
         cross_fit=1 if a.get("cross_fit") is None else a["cross_fit"],
         ks=tuple(a.get("ks") or KS),
+        scorers=tuple(Path(p) for p in a.get("scorer") or ()),
+        scorer_weights=tuple(a.get("scorer_weights") or ()),
+        scorer_inputs=tuple(a.get("scorer_input") or ("liked",)),
     )
     try:
         report = run_redial(run)
