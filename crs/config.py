@@ -30,7 +30,10 @@ IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "k
 SHIPPED_ROOT = PROJECT_ROOT if IN_CHECKOUT else Path(__file__).resolve().parent / "_shipped"
 KNOWLEDGE_DIR = SHIPPED_ROOT / "knowledge"  # shipped data: demo catalog, trained reader, writer and scorer
 PROMPTS_DIR = SHIPPED_ROOT / "prompts"  # one template per LLM task
-DEFAULT_SCORER = KNOWLEDGE_DIR / "scorer" / "redial-sasrec.pt"
+# The chat's default scorer: P2Rec-enhanced SASRec on ReDial + ml-latest-small (GroupLens license:
+# non-commercial); REDIAL_SCORER is the earlier SASRec on ReDial alone (CC BY 4.0), one setting away.
+DEFAULT_SCORER = KNOWLEDGE_DIR / "scorer" / "p2rec-sasrec.pt"
+REDIAL_SCORER = KNOWLEDGE_DIR / "scorer" / "redial-sasrec.pt"
 DEMO_CATALOG = KNOWLEDGE_DIR / "movies.jsonl.gz"
 
 
@@ -229,8 +232,9 @@ class ProfileConfig(_Checked):
 class ScorerConfig(_Checked):
     # A crs.seqrec checkpoint (`crs train seqrec --out DIR` writes DIR/model.pt); "" = no sequential
     # model: candidates are ranked by retrieval, matched preferences and popularity. The default is
-    # the shipped SASRec trained on ReDial dialogues (scripts/train_demo_scorer.py); it is skipped with
-    # a warning when it is missing or matches none of the catalog's items.
+    # the shipped P2Rec-enhanced SASRec trained on ReDial dialogues and MovieLens users
+    # (scripts/train_demo_scorer.py; knowledge/scorer/redial-sasrec.pt is the ReDial-only SASRec); it
+    # is skipped with a warning when it is missing or matches none of the catalog's items.
     checkpoint: str = str(DEFAULT_SCORER)
     model_dir: str = ""  # DUIP only: the LLM's transformers dir if not the one it was trained with
 

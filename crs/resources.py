@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from crs.catalog import Catalog
-from crs.config import DEFAULT_SCORER, Config, ConfigError
+from crs.config import DEFAULT_SCORER, REDIAL_SCORER, Config, ConfigError
 from crs.rank.scorer import ScorerError, SeqScorer
 from crs.rank.store import IndexReport, ItemStore
 from crs.understand.reader import MessageReader, ReaderError
@@ -39,7 +39,7 @@ def load_scorer(cfg: Config, catalog: Catalog) -> SeqScorer | None:
     try:
         return SeqScorer.load(cfg.scorer.checkpoint, catalog, cfg.scorer.model_dir or None)
     except ScorerError as exc:
-        if Path(cfg.scorer.checkpoint) != DEFAULT_SCORER:
+        if Path(cfg.scorer.checkpoint) not in (DEFAULT_SCORER, REDIAL_SCORER):
             raise ConfigError(f"[scorer] checkpoint: {exc}") from exc
         log.warning("the shipped sequential scorer is not used (%s): ranking by retrieval + popularity", exc)
         return None

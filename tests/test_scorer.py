@@ -192,19 +192,45 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "checkpoint not found" in capsys.readouterr().err
 
 
-# --- the shipped scorer (knowledge/scorer/redial-sasrec.pt, trained on ReDial by scripts/train_demo_scorer.py) ---
-def test_the_shipped_redial_scorer_is_the_default_and_knows_the_demo_catalog() -> None:
-    from crs.catalog import load_catalog
-    from crs.config import DEFAULT_SCORER, Config
-
-    assert Path(Config().scorer.checkpoint) == DEFAULT_SCORER and DEFAULT_SCORER.is_file()
-    scorer = SeqScorer.load(DEFAULT_SCORER, load_catalog(Config().catalog.path))
-    assert scorer.match.rate > 0.6, scorer.match  # ReDial titles found in the demo catalog by title and year
+# --- the shipped scorers (knowledge/scorer/, trained by scripts/train_demo_scorer.py) ---
+def _after_heroes_and_romance(scorer: SeqScorer) -> None:
     candidates = ["guardians-of-the-galaxy-2014", "the-notebook-2004", "titanic-1997", "mean-girls-2004"]
     after_heroes = scorer.scores(["the-avengers-2012", "iron-man-2008"], candidates)
     after_romance = scorer.scores(["the-notebook-2004"], candidates)
     assert max(after_heroes, key=after_heroes.__getitem__) == "guardians-of-the-galaxy-2014"
     assert after_romance["titanic-1997"] > after_romance["guardians-of-the-galaxy-2014"]
+
+
+def test_the_shipped_p2rec_scorer_is_the_default_and_scores_every_indexed_film() -> None:
+    """The default is the P2Rec-enhanced SASRec over ReDial + MovieLens, keyed by demo-catalog ids: every
+    indexed film is in its vocabulary (the ones no sequence holds as cold items), most from sequences."""
+    import json
+
+    from crs.catalog import load_catalog
+    from crs.config import DEFAULT_SCORER, Config
+    from crs.rank.store import index_subset
+
+    cfg = Config()
+    assert Path(cfg.scorer.checkpoint) == DEFAULT_SCORER and DEFAULT_SCORER.is_file()
+    catalog = load_catalog(cfg.catalog.path)
+    scorer = SeqScorer.load(DEFAULT_SCORER, catalog)
+    indexed = index_subset(cfg, catalog)
+    assert all(it.id in scorer.to_index for it in indexed)
+    assert scorer.match.by_id > 0.99 * scorer.match.matched  # keyed by the catalog's own ids
+    meta = json.loads(DEFAULT_SCORER.with_suffix(".json").read_text())
+    assert meta["model"] == "p2rec" and meta["indexed_in_vocabulary"] == len(indexed)
+    assert meta["indexed_with_sequences"] > 0.4 * len(indexed)  # the old ReDial-only scorer: 21.9%
+    assert DEFAULT_SCORER.stat().st_size < 8e6  # the LLM's vectors are folded into the item table
+    _after_heroes_and_romance(scorer)
+
+
+def test_the_redial_only_scorer_is_one_setting_away() -> None:
+    from crs.catalog import load_catalog
+    from crs.config import REDIAL_SCORER, Config
+
+    scorer = SeqScorer.load(REDIAL_SCORER, load_catalog(Config().catalog.path))
+    assert scorer.match.rate > 0.6, scorer.match  # ReDial titles found in the demo catalog by title and year
+    _after_heroes_and_romance(scorer)
 
 
 def test_a_shipped_scorer_that_fits_no_item_is_skipped_but_a_chosen_bad_one_is_an_error(tmp_path: Path) -> None:
