@@ -105,12 +105,18 @@ class Server:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+        stop_process(self.proc, 20)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """Terminate a child process; kill it when it has not exited within ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def client(url: str) -> Any:

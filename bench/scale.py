@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.index_bench import percentile  # noqa: E402
-from bench.robustness_ops import free_port  # noqa: E402
+from bench.robustness_ops import free_port, stop_process  # noqa: E402
 from crs.catalog import Item, load_catalog  # noqa: E402
 from crs.config import load_config  # noqa: E402
 
@@ -224,11 +224,7 @@ def main() -> int:
         result["target_filtered_p95_ms"] = {"value": result["filtered_ms"]["p95"], "limit": 100.0}
         result["target_filtered_p95_ms"]["met"] = result["filtered_ms"]["p95"] <= 100.0
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, 30)
         shutil.rmtree(work, ignore_errors=True)
     r = result
     table = "\n".join(

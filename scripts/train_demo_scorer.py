@@ -50,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     from crs.eval.redial.train import dialogue_fold
     from crs.rank.store import index_subset
     from crs.seqrec.checkpoint import save
+    from crs.seqrec.data import item_text
     from crs.seqrec.fit import LLMStage, fit_model
     from crs.seqrec.p2rec import fold_knowledge
-    from crs.seqrec.sources import coverage, item_text, movielens_liked, redial_liked
+    from crs.seqrec.sources import coverage, movielens_liked, redial_liked
     from crs.seqrec.train import TrainConfig
 
     files = RedialFiles.from_config()
@@ -115,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cold == "indexed+redial":
         cold |= set(inter.films["redial"]) - inter.items
     ds = inter.dataset(cold=cold)
-    titles = ["", *(inter.item(i, catalog).label for i in ds.item_ids[1:])]
-    texts = ["", *(item_text(inter.item(i, catalog)) for i in ds.item_ids[1:])]
+    items = [inter.item(i, catalog) for i in ds.item_ids[1:]]
+    titles = ["", *(it.label for it in items)]
+    texts = ["", *(item_text(it.label, it.genres) for it in items)]
     print(f"{ds.stats()}; sources {inter.sources}; {len(cold)} of the items are in no sequence", flush=True)
 
     tcfg = TrainConfig(epochs=args.epochs, seed=args.seed, max_seconds=args.max_minutes * 60 or None)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from crs.catalog import Catalog, Item
-from crs.seqrec.data import load_dataset, load_item_titles
-from crs.seqrec.sources import Interactions, coverage, item_text, movielens_liked, redial_liked
+from crs.seqrec.data import item_text, load_dataset, load_item_titles
+from crs.seqrec.sources import Interactions, coverage, movielens_liked, redial_liked
 
 CATALOG = Catalog([
     Item("alien-1979", "Alien", 1979, genres=("Horror", "Sci-Fi")), Item("the-matrix-1999", "The Matrix", 1999),
@@ -78,7 +78,11 @@ def test_movielens_liked_in_time_order_and_the_files_crs_train_reads(tmp_path: P
     assert again.item_ids == ds.item_ids and [list(s) for s in again.sequences] == [list(s) for s in ds.sequences]
     titles, texts = load_item_titles(movies, again.item_ids)
     assert titles[again.item_index["alien-1979"]] == "Alien (1979)"
-    assert texts[again.item_index["alien-1979"]] == item_text(CATALOG["alien-1979"]) == "Alien (1979): Horror, Sci-Fi"
+    assert (
+        texts[again.item_index["alien-1979"]]
+        == item_text(CATALOG["alien-1979"].label, CATALOG["alien-1979"].genres)
+        == "Alien (1979): Horror, Sci-Fi"
+    )
     assert texts[again.item_index["ml:4"]] == "Nowhere (2010): Drama"
     assert coverage(ds.item_ids[1:], CATALOG) == (3, 4)
     with pytest.raises(ValueError, match="cannot read MovieLens"):

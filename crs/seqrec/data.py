@@ -352,6 +352,11 @@ def load_dataset(path: str | Path, name: str | None = None) -> SeqDataset:
     raise DataFormatError(f"{path}: unknown interaction format (expected .inter, ratings.csv or .txt)")
 
 
+def item_text(title: str, genres: Sequence[str]) -> str:
+    """What an LLM reads of an item (P2Rec's knowledge, DUIP's prompt): "Alien (1979): Horror, Sci-Fi"."""
+    return f"{title}: {', '.join(genres)}" if genres else title
+
+
 def load_item_titles(path: str | Path, item_ids: list[str]) -> tuple[list[str], list[str]]:
     """Names for a dataset's items from a CSV such as MovieLens ``movies.csv`` (header with an id
     column ``movieId``/``item_id``/``id``, a ``title`` column and optionally ``genres``, ``|``-separated)
@@ -371,7 +376,7 @@ def load_item_titles(path: str | Path, item_ids: list[str]) -> tuple[list[str], 
         for row in reader:
             title = (row.get("title") or "").strip()
             genres = [g for g in (row.get("genres") or "").split("|") if g and g != "(no genres listed)"]
-            by_id[str(row[id_col]).strip()] = (title, f"{title}: {', '.join(genres)}" if genres else title)
+            by_id[str(row[id_col]).strip()] = (title, item_text(title, genres))
     titles, texts = [""], [""]
     missing = 0
     for iid in item_ids[1:]:

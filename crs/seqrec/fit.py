@@ -63,6 +63,12 @@ def fit_model(
 
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    if name in ("p2rec", "duip") and (llm is None or not llm.model_dir):
+        raise ValueError(f"{name} needs the LLM's transformers dir")
+    if name == "p2rec" and texts is None:
+        raise ValueError("p2rec needs item texts")
+    if name == "duip" and titles is None:
+        raise ValueError("duip needs item titles")
     overrides = dict(overrides or {})
     backbone = BACKBONE.get(name, name)
     model = build_model(backbone, ds.num_items, **overrides)
@@ -70,18 +76,14 @@ def fit_model(
     out = Fitted(model, {backbone: res.history})
     out.summary["backbone"] = {"name": backbone, "best_epoch": res.best_epoch, "epochs": res.epochs_run,
                                "valid_ndcg@10": res.best_valid_ndcg, "seconds": round(res.train_seconds, 1)}  # fmt: skip
-    if name in ("p2rec", "duip") and (llm is None or not llm.model_dir):
-        raise ValueError(f"{name} needs the LLM's transformers dir")
     if name == "p2rec":
         from crs.seqrec.duip import load_llm
         from crs.seqrec.p2rec import P2RecConfig, attach_knowledge, build_knowledge
 
-        if texts is None:
-            raise ValueError("p2rec needs item texts")
         lm, tok = load_llm(llm.model_dir, llm.dtype, llm.layers)  # type: ignore[union-attr]
         lm.to(llm.device)  # type: ignore[union-attr]
         pcfg = P2RecConfig(seed=tcfg.seed, tune_steps=llm.steps, progress=tcfg.progress)  # type: ignore[union-attr]
-        know = build_knowledge(model, ds, texts, lm, tok, pcfg)
+        know = build_knowledge(model, ds, texts, lm, tok, pcfg)  # type: ignore[arg-type]
         del lm
         model = attach_knowledge(build_model("sasrec", ds.num_items, **overrides), know.knowledge, know.projection)
         res = train(model, ds, tcfg)
@@ -92,14 +94,12 @@ def fit_model(
     elif name == "duip":
         from crs.seqrec.duip import DUIP, DUIPConfig, DUIPTrainConfig, init_from_lstm, train_duip
 
-        if titles is None:
-            raise ValueError("duip needs item titles")
         lc = model.config
         dcfg = DUIPConfig(
             num_items=ds.num_items, max_len=lc.max_len, embedding=lc.embedding, hidden=lc.hidden,
             model_dir=llm.model_dir, dtype=llm.dtype,  # type: ignore[union-attr]
         )  # fmt: skip
-        duip = DUIP(dcfg, titles)
+        duip = DUIP(dcfg, titles)  # type: ignore[arg-type]
         init_from_lstm(duip, model)
         duip.to(llm.device)  # type: ignore[union-attr]
         d = train_duip(duip, ds, DUIPTrainConfig(steps=llm.steps, seed=tcfg.seed, num_threads=llm.threads))  # type: ignore[union-attr]

@@ -90,12 +90,6 @@ class Interactions:
         return ratings, movies
 
 
-def item_text(item: Item) -> str:
-    """What the LLM reads of an item, as ``crs.seqrec.data.load_item_titles`` writes it:
-    "Alien (1979): Horror, Sci-Fi"."""
-    return f"{item.label}: {', '.join(item.genres)}" if item.genres else item.label
-
-
 def _match(
     source: str, items: Sequence[Item], catalog: Catalog, into: Interactions, keep_others: bool
 ) -> dict[str, str]:

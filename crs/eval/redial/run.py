@@ -205,8 +205,6 @@ class ChatScorer:
 
     def features(self, f: TurnFeatures) -> TurnFeatures:
         """``f`` with its sequential row replaced by this scorer's scores."""
-        from dataclasses import replace
-
         seq = f.liked if self.reads == "liked" else f.mentioned
         z = self.scorer.scores([self.ids[i] for i in seq], self.ids)
         values = f.values.copy()
