@@ -4,7 +4,8 @@
 
 Plays the dialogues through the real agent (the config's LLM, store and scorer) and reads the
 timings each turn records (``Turn.seconds``): time to the first streamed token, the whole turn,
-and the stages (understanding, belief, retrieval, scoring, LLM, guard). One warm-up turn runs
+the model's own first token (its reading of the prompt; on recommend turns the agent's opener is
+streamed before it), and the stages (understanding, belief, retrieval, scoring, LLM, guard). One warm-up turn runs
 first and is not counted. Prints p50/p95 and writes bench/results/turn_latency.md and .json.
 Targets on 2 cores: first token <= 0.6 s p50, whole turn <= 1.5 s p50 and <= 3 s p95.
 """
@@ -65,6 +66,7 @@ def summarise(turns: list[dict[str, Any]]) -> dict[str, Any]:
 
     totals = [t["seconds"]["total"] for t in turns]
     firsts = [t["seconds"]["first_token"] for t in turns if "first_token" in t["seconds"]]
+    model_firsts = [t["seconds"]["llm_first"] for t in turns if "llm_first" in t["seconds"]]
     stages = {name: stat([sum(t["seconds"].get(k, 0.0) for k in keys) for t in turns]) for name, keys in STAGES.items()}
     by_act: dict[str, list[float]] = {}
     for t in turns:
@@ -72,6 +74,7 @@ def summarise(turns: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "turns": len(turns),
         "first_token": stat(firsts),
+        "llm_first_token": stat(model_firsts) | {"turns": len(model_firsts)},
         "total": stat(totals),
         "stages": stages,
         "by_act": {act: stat(v) | {"turns": len(v)} for act, v in sorted(by_act.items())},
@@ -128,9 +131,14 @@ def main() -> int:
         "| measure | p50 (s) | p95 (s) | mean (s) | target |",
         "|---|---:|---:|---:|---|",
     ]
-    for name, key in (("first streamed token", "first_token"), ("whole turn", "total")):
+    model_first = f"the model's first token ({stats['llm_first_token']['turns']} turns that call it)"
+    for name, key in (
+        ("first streamed token", "first_token"),
+        ("whole turn", "total"),
+        (model_first, "llm_first_token"),
+    ):
         s = stats[key]
-        target = {"first_token": "p50 <= 0.6", "total": "p50 <= 1.5, p95 <= 3"}[key]
+        target = {"first_token": "p50 <= 0.6", "total": "p50 <= 1.5, p95 <= 3"}.get(key, "")
         lines.append(f"| {name} | {s['p50']:.3f} | {s['p95']:.3f} | {s['mean']:.3f} | {target} |")
     for name, s in stats["stages"].items():
         lines.append(f"| stage: {name} | {s['p50']:.3f} | {s['p95']:.3f} | {s['mean']:.3f} | |")

@@ -412,6 +412,7 @@ class Agent:
             {c.item.id for c in shown} | {p.value for p in belief.preferences if p.kind == "item"} | set(belief.seen)
         )
         required = ""
+        lead: tuple[str, str] | None = None  # (sentence, item id): shown before the model's words
         likes, ruled_out = compose.taste(belief, self.catalog)
         if act.kind == "ask":
             note = compose.ask_note(belief)
@@ -467,6 +468,12 @@ class Agent:
         else:
             top = shown[0].item
             note = compose.recommend_note(intent, belief, self.catalog, turn)
+            fallback = f"My top pick for you is {top.label}."
+            if getattr(self.llm, "continues_prefix", False):
+                # The opener is the agent's, grounded, and shown at once: reading its prompt is most
+                # of a local model's time in a turn. The model goes on from it. (Given the top film's
+                # facts alone, a prompt half as long, the tuned writer adds nothing after the opener.)
+                lead = (fallback, top.id)
             films = [fact_line(c.item) for c in shown[:3]]
             messages = self.prompts.render(
                 "reply",
@@ -478,19 +485,24 @@ class Agent:
                 note=note,
                 profile=profile,
             )
-            fallback = f"My top pick for you is {top.label}."
+            if lead:
+                messages = [*messages, Message("assistant", lead[0])]
+                fallback = ""
         # Nothing the user ruled out may be praised: rejected genres, people, and the titles of rejected films.
         rejected = [it.title for it in (self.catalog.get(i) for i in belief.disliked_items) if it is not None]
         banned = belief.disliked_genres + belief.values("person", -1) + rejected
-        said = ""
-        for event in self._phrase(messages, allowed, fallback, required, banned, stages=stages):
+        said = lead[0] if lead else ""
+        if lead:
+            yield TokenEvent(lead[0])
+        for event in self._phrase(messages, allowed, fallback, required, banned, stages=stages, lead=lead):
             said += event.text if isinstance(event, TokenEvent) else ""
             yield event
         if act.kind == "recommend":
             top = shown[0].item
             # "I picked it because ...": only when the film the reply named last is the top pick.
             named = films_named(self.linker.mentions(said))
-            yield TokenEvent(" " + answers.explanation(top, belief, self.catalog, named=named[-1:] == [top.id]))
+            space = "" if said[-1:].isspace() else " "  # a kept sentence may end with the space before a dropped one
+            yield TokenEvent(space + answers.explanation(top, belief, self.catalog, named=named[-1:] == [top.id]))
             if "?" not in said and (question := compose.why_not_question(intent, belief, self.catalog, turn)):
                 yield TokenEvent(" " + question)
             lines = [
@@ -506,13 +518,22 @@ class Agent:
         required: str,
         banned: list[str],
         stages: dict[str, float] | None = None,
+        lead: tuple[str, str] | None = None,
     ) -> Iterator[Event]:
         """Stream the LLM's wording through the grounding guard; use ``fallback`` when it
         fails, says nothing usable, or (with ``required``) leaves out the fact it must state.
         Sentences naming what the user ruled out (``banned``) are dropped too. The seconds spent
-        waiting for the LLM and in the guard are added to ``stages`` ("llm", "guard")."""
+        waiting for the LLM (and for its first words, "llm_first") and in the guard are added to
+        ``stages`` ("llm", "guard"). ``lead`` (sentence, item id) was shown already and the model
+        continues it: see GroundingGuard.lead."""
         prompt = "\n".join(m.content for m in messages)  # a sentence copied out of any of it is an echo
         guard = GroundingGuard(self.linker, allowed, banned=banned, prompt=prompt)
+        if lead:
+            guard.lead(*lead)
+
+        def after_lead(text: str) -> str:  # the model's first words, spaced from the lead sentence
+            return " " + text if lead and not emitted and text and not text[0].isspace() else text
+
         emitted: list[str] = []
         times = {"llm": 0.0, "guard": 0.0}
         try:
@@ -520,8 +541,10 @@ class Agent:
             for delta in self.llm.stream(messages, max_new_tokens=self.cfg.llm.max_new_tokens):
                 now = time.perf_counter()
                 times["llm"] += now - clock
+                times.setdefault("llm_first", times["llm"])  # the model reading its prompt: until its first words
                 safe = guard.feed(delta)
                 times["guard"] += time.perf_counter() - now
+                safe = after_lead(safe)
                 if safe:
                     emitted.append(safe)
                     if not required:
@@ -531,6 +554,7 @@ class Agent:
             clock = time.perf_counter()
             tail = guard.flush(drop_fragment=bool(emitted))
             times["guard"] += time.perf_counter() - clock
+            tail = after_lead(tail)
             if tail:
                 emitted.append(tail)
                 if not required:
@@ -550,5 +574,5 @@ class Agent:
         if required:
             # Checked whole before showing: a fact the model got wrong must not flash by.
             yield TokenEvent(text if required.casefold() in text.casefold() else fallback)
-        elif not emitted:
+        elif not emitted and fallback:
             yield TokenEvent(fallback)

@@ -3,12 +3,15 @@ the reply matters, a scripted one where a test needs a precise (bad) reply."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crs.agent import Agent, clean_message
 from crs.catalog import Catalog
+from crs.llm.base import Message
 from crs.llm.scripted import ScriptedChatModel
 from crs.state import FinalEvent, NoticeEvent, Session, StateEvent, TokenEvent, ToolEvent
 from tests.conftest import test_config
@@ -44,6 +47,10 @@ def test_real_turn_never_recommends_a_disliked_genre(store, catalog: Catalog, lo
     assert final.reply.strip()
     streamed = "".join(e.text for e in events if isinstance(e, TokenEvent))
     assert streamed.strip() == final.reply.strip()
+    # The reply opens with the top pick, shown before the model reads its prompt; the model goes on from it.
+    lead = f"My top pick for you is {final.items[0].label}."
+    assert next(e for e in events if isinstance(e, TokenEvent)).text == lead
+    assert final.reply.count(lead) == 1
 
     # The dislike holds on the next turn, and nothing is recommended twice.
     final2 = agent.respond(session, "more like that, and no horror either")
@@ -144,6 +151,38 @@ def test_critiques_constraints_questions_and_explanations(store, catalog: Catalo
     sixth = agent.respond(session, "something from the 70s")
     assert sixth.items and all(1970 <= (i.year or 0) <= 1979 for i in sixth.items)
     assert not {i.id for i in sixth.items} & shown_before  # never the same film twice
+
+
+class Continuing(ScriptedChatModel):
+    """A model that continues a started reply: it says the start again, then one more sentence."""
+
+    def stream(self, messages: list[Message], *args: Any, **kwargs: Any) -> Iterator[str]:
+        assert messages[-1].role == "assistant"
+        self.enqueue(messages[-1].content + " It is a fine pick. Titanic (1997) is my favourite!")
+        yield from super().stream(messages, *args, **kwargs)
+
+
+def test_the_top_pick_is_shown_before_the_model_is_asked(store, catalog: Catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    llm = Continuing(continues_prefix=True)
+    agent = make_agent(store, catalog, llm, tmp_path)
+    tokens, final = [], None
+    for event in agent.step(Session(), "I want a thriller, no horror"):
+        if isinstance(event, TokenEvent):
+            tokens.append(event.text)
+            if len(tokens) == 1:
+                assert not llm.calls  # the first words came before the model was asked
+        final = event
+    assert isinstance(final, FinalEvent)
+    lead = f"My top pick for you is {final.items[0].label}."
+    assert tokens[0] == lead
+    assert tokens[1].rstrip() == " It is a fine pick."  # its repeat of the lead and its invented pick are dropped
+    assert llm.calls[-1][-1] == Message("assistant", lead)
+    assert final.reply.startswith(lead + " It is a fine pick. I picked it because")
+    assert "Titanic" not in final.reply
+    # a model that cannot continue a started reply writes it whole, as before
+    plain = ScriptedChatModel(default="Here you go.")
+    final = make_agent(store, catalog, plain, tmp_path).respond(Session(), "I want a thriller, no horror")
+    assert final.reply.startswith("Here you go.") and plain.calls[-1][-1].role == "user"
 
 
 def test_wrong_fact_from_the_llm_is_replaced(store, catalog: Catalog, tmp_path: Path) -> None:  # noqa: ANN001

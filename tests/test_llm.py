@@ -369,6 +369,28 @@ def test_local_prompt_fits(local_model: Any) -> None:
 
 
 @pytest.mark.slow
+def test_local_continues_a_started_reply(local_model: Any) -> None:
+    """A last "assistant" message is the start of the reply: the prompt ends with it, not with a new
+    assistant header, and the model goes on from it without saying it again."""
+    start = "My top pick for you is Alien (1979)."
+    messages = [*CHAT, Message("assistant", start)]
+    assert local_model.continues_prefix
+    text = _detokenize(local_model, local_model.prompt_ids(messages, 100))
+    assert text.endswith("<|im_start|>assistant\n" + start)
+    assert text.count("<|im_start|>assistant") == 1
+    plain = _detokenize(local_model, local_model.prompt_ids(CHAT, 100))
+    assert text == plain + start
+    more = local_model.generate(messages, max_new_tokens=12)
+    assert start not in more and not more.startswith("<|im")
+    # a long history is cut from its oldest turns; the started reply is kept whole
+    history = [Message("user" if i % 2 == 0 else "assistant", f"turn {i}: " + "film " * 300) for i in range(20)]
+    ids = local_model.prompt_ids([CHAT[0], *history, CHAT[1], Message("assistant", start)], 100)
+    assert _detokenize(local_model, ids).endswith(
+        "Recommend a science fiction film.<|im_end|>\n<|im_start|>assistant\n" + start
+    )
+
+
+@pytest.mark.slow
 def test_local_cache_is_reused(model_cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = model_cfg.paths.cache_dir / "models" / llm_local.SHIPPED_CACHE_NAME
     assert LocalChatModel(model_cfg).path == cache

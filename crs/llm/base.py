@@ -31,6 +31,9 @@ class Message:
 
 @runtime_checkable
 class ChatModel(Protocol):
+    """A chat model. Engines that set ``continues_prefix`` read a last message with role "assistant"
+    as the start of their reply and continue it (its text is not repeated in what they return)."""
+
     name: str
 
     def generate(
@@ -99,6 +102,19 @@ def decoding_options(
     return max(1, min(n, context_tokens // 2)), max(0.0, t)
 
 
+def continues(messages: list[Message]) -> bool:
+    """True when the last message is the start of the reply to continue (role "assistant")."""
+    return bool(messages) and messages[-1].role == "assistant"
+
+
+def chat_prompt(messages: list[Message], render: Callable[[list[Message]], str]) -> str:
+    """The prompt text of ``messages``: ``render`` (the chat template, ending in the assistant's header)
+    of all of them, or, when the last is the start of the reply, of the others followed by that start."""
+    if continues(messages):
+        return render(messages[:-1]) + messages[-1].content
+    return render(messages)
+
+
 def fit_prompt(
     messages: list[Message],
     context_tokens: int,
@@ -110,18 +126,22 @@ def fit_prompt(
     """Token ids of the chat prompt (``encode``), dropping the oldest non-system turns until it fits
     beside ``max_new_tokens`` in ``context_tokens`` (and within ``MAX_PROMPT_TOKENS``).
 
-    When one message is left and still too long, its end is kept. ``tokenize`` and ``detokenize`` work on
-    plain text, without special tokens.
+    When one message is left and still too long, its end is kept. A last message that starts the reply
+    (:func:`continues`) is never dropped. ``tokenize`` and ``detokenize`` work on plain text, without
+    special tokens.
     """
     if not messages:
         raise LLMError("no messages to answer")
     budget = max(16, min(MAX_PROMPT_TOKENS, context_tokens - max_new_tokens))
     msgs = list(messages)
     ids = encode(msgs)
+    pinned = len(msgs) - 1 if continues(msgs) else -1
     while len(ids) > budget:
-        turns = [i for i, m in enumerate(msgs) if m.role != "system"]
+        turns = [i for i, m in enumerate(msgs) if m.role != "system" and i != pinned]
         if len(turns) > 1:
             del msgs[turns[0]]
+            if pinned >= 0:
+                pinned -= 1  # it moved up by one
         else:  # one message left: keep the end of it
             i = turns[-1] if turns else len(msgs) - 1
             content = tokenize(msgs[i].content)

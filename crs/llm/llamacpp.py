@@ -21,7 +21,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from crs.config import Config
-from crs.llm.base import ChatModel, LLMError, Message, cut_at_stop, decoding_options, fit_prompt, stream_until_stop
+from crs.llm.base import (
+    ChatModel,
+    LLMError,
+    Message,
+    chat_prompt,
+    cut_at_stop,
+    decoding_options,
+    fit_prompt,
+    stream_until_stop,
+)
 from crs.llm.gguf_merge import merge_lora_gguf, merged_gguf_path
 from crs.llm.local import adapter_dir, local_gguf
 
@@ -63,7 +72,10 @@ def _threads(cfg: Config) -> int:
 
 
 class LlamaCppChatModel:
-    """A GGUF chat model on llama.cpp's CPU kernels; one generation at a time per instance (a lock)."""
+    """A GGUF chat model on llama.cpp's CPU kernels; one generation at a time per instance (a lock).
+    A last "assistant" message is continued."""
+
+    continues_prefix = True
 
     def __init__(self, cfg: Config) -> None:
         why = unusable(cfg)
@@ -112,9 +124,11 @@ class LlamaCppChatModel:
     def _piece(self, token: int) -> str:
         return self.llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
+    def _render(self, messages: list[Message]) -> str:
+        return str(self._format(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt)
+
     def _encode(self, messages: list[Message]) -> list[int]:
-        prompt = self._format(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
-        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        return self.llm.tokenize(chat_prompt(messages, self._render).encode("utf-8"), add_bos=False, special=True)
 
     def prompt_ids(self, messages: list[Message], max_new_tokens: int) -> list[int]:
         """Token ids of the chat prompt, dropping the oldest non-system turns until it fits."""

@@ -26,6 +26,7 @@ from crs.llm.base import (
     MAX_PROMPT_TOKENS,
     LLMError,
     Message,
+    chat_prompt,
     cut_at_stop,
     decoding_options,
     fit_prompt,
@@ -256,7 +257,10 @@ class LocalChatModel:
     """A transformers causal LM on the CPU (the shipped SmolLM2-135M-Instruct by default).
 
     One instance may serve several sessions at once: each generation holds the instance's lock.
+    A last "assistant" message is continued (``continues_prefix``).
     """
+
+    continues_prefix = True
 
     def __init__(self, cfg: Config) -> None:
         import torch
@@ -326,10 +330,12 @@ class LocalChatModel:
         llm = self.cfg.llm
         return decoding_options(llm.max_new_tokens, llm.temperature, self.context_tokens, max_new_tokens, temperature)
 
-    def _encode(self, messages: list[Message]) -> list[int]:
+    def _render(self, messages: list[Message]) -> str:
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return str(self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True))
+
+    def _encode(self, messages: list[Message]) -> list[int]:
+        return list(self.tokenizer(chat_prompt(messages, self._render), add_special_tokens=False)["input_ids"])
 
     def prompt_ids(self, messages: list[Message], max_new_tokens: int) -> list[int]:
         """Token ids of the chat prompt, dropping the oldest non-system turns until it fits."""

@@ -18,6 +18,7 @@ class ScriptedChatModel:
     default: str | None = None  # answered when the queue is empty; None raises LLMError
     calls: list[list[Message]] = field(default_factory=list)
     replies: deque[str] = field(default_factory=deque)
+    continues_prefix: bool = False  # as the local engines: a last "assistant" message starts the reply
 
     def enqueue(self, *texts: str) -> None:
         self.replies.extend(texts)

@@ -173,6 +173,13 @@ class GroundingGuard:
             if (item := self.linker.catalog.get(i)) is not None
         )
 
+    def lead(self, sentence: str, item_id: str) -> None:
+        """Count ``sentence``, shown before the model's words and naming ``item_id``, as said: the
+        model's repeat of it is dropped, it counts towards ``max_sentences``, and "it" is its film."""
+        self._said.add(_normalised(sentence))
+        if item_id not in self.named:
+            self.named.append(item_id)
+
     def degenerate(self, sentence: str) -> str:
         """Why a sentence is no sentence a person would write to the user here ("" when it is): it
         talks about "the user" in the third person, repeats an earlier one, comes after
@@ -180,7 +187,7 @@ class GroundingGuard:
         text = sentence.strip()
         if why := self._voice(text):
             return why
-        norm = re.sub(r"\W+", " ", text.casefold()).strip()
+        norm = _normalised(text)
         if norm in self._said:
             return "repeated"
         if len(norm.split()) >= 4 and f" {norm} " in self._prompt_words:
@@ -350,6 +357,11 @@ def films_named(mentions: list[Mention]) -> list[str]:
     return [
         m.value for m in mentions if m.kind == "item" and m.exact and (m.text[:1].isupper() or m.text[:1].isdigit())
     ]
+
+
+def _normalised(sentence: str) -> str:
+    """A sentence as compared for repeats: lower case, words only."""
+    return re.sub(r"\W+", " ", sentence.strip().casefold()).strip()
 
 
 def _sentence_end(text: str) -> int | None:
