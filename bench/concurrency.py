@@ -5,7 +5,8 @@
 Each session is a thread that plays the shipped scripted dialogues (different ones per session, back
 to back) through one shared agent, as ``crs serve`` shares one agent between its sessions (with
 ``[serve] concurrency`` at least the session count here). Reports p50/p95 of the whole turn per
-session count and the ratio to one session. Writes bench/results/concurrency.md and .json.
+session count and the ratio to one session, and p50/p95 of the time to a turn's first words.
+Writes bench/results/concurrency.md and .json.
 Target: p95 with 8 sessions <= 3x p95 with one.
 """
 
@@ -30,11 +31,13 @@ from crs.config import load_config  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_sessions(agent: Any, dialogues: list[Any], sessions: int, turns: int) -> list[float]:
-    """Turn seconds of ``sessions`` threads, each playing dialogues until it has ``turns`` turns."""
+def run_sessions(agent: Any, dialogues: list[Any], sessions: int, turns: int) -> tuple[list[float], list[float]]:
+    """Seconds of the whole turn and to its first words, of ``sessions`` threads, each playing
+    dialogues until it has ``turns`` turns."""
     from crs.eval.scripted import run_dialogue
 
     times: list[float] = []
+    firsts: list[float] = []
     lock = threading.Lock()
     start = threading.Barrier(sessions)
 
@@ -47,13 +50,14 @@ def run_sessions(agent: Any, dialogues: list[Any], sessions: int, turns: int) ->
             i += sessions
         with lock:
             times.extend(t["seconds"]["total"] for t in timed.turns[:turns])
+            firsts.extend(t["seconds"]["first_token"] for t in timed.turns[:turns] if "first_token" in t["seconds"])
 
     threads = [threading.Thread(target=user, args=(n,), name=f"session-{n}") for n in range(sessions)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return times
+    return times, firsts
 
 
 def main() -> int:
@@ -73,7 +77,7 @@ def main() -> int:
     rows = []
     for n in args.sessions:
         started = time.perf_counter()
-        times = run_sessions(agent, dialogues, n, args.turns)
+        times, firsts = run_sessions(agent, dialogues, n, args.turns)
         wall = time.perf_counter() - started
         rows.append(
             {
@@ -81,6 +85,8 @@ def main() -> int:
                 "turns": len(times),
                 "p50": percentile(times, 0.5),
                 "p95": percentile(times, 0.95),
+                "first_p50": percentile(firsts, 0.5),
+                "first_p95": percentile(firsts, 0.95),
                 "turns_per_s": len(times) / wall,
             }
         )
@@ -95,13 +101,14 @@ def main() -> int:
         f"`python bench/concurrency.py --sessions {' '.join(map(str, args.sessions))} --turns {args.turns}` on "
         f"{machine}; LLM `{agent.llm.name}`; one shared agent, each session a thread playing scripted dialogues.",
         "",
-        "| sessions | turns | p50 (s) | p95 (s) | p95 / p95 of one | turns/s (all sessions) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| sessions | turns | p50 (s) | p95 (s) | p95 / p95 of one | first words p50 (s) | first words p95 (s) | "
+        "turns/s (all sessions) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['sessions']} | {r['turns']} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p95_ratio']:.1f}x | "
-            f"{r['turns_per_s']:.2f} |"
+            f"{r['first_p50']:.2f} | {r['first_p95']:.2f} | {r['turns_per_s']:.2f} |"
         )
     table = "\n".join(lines) + "\n"
     print(table)
