@@ -177,6 +177,8 @@ def test_the_top_pick_is_shown_before_the_model_is_asked(store, catalog: Catalog
     assert tokens[0] == lead
     assert tokens[1].rstrip() == " It is a fine pick."  # its repeat of the lead and its invented pick are dropped
     assert llm.calls[-1][-1] == Message("assistant", lead)
+    prompt = llm.calls[-1][-2].content  # the top film's facts in full, the other two by title and genres
+    assert prompt.count("starring") <= 1 and f"Film 2: {final.items[1].label}; genres" in prompt
     assert final.reply.startswith(lead + " It is a fine pick. I picked it because")
     assert "Titanic" not in final.reply
     # a model that cannot continue a started reply writes it whole, as before

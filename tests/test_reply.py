@@ -21,6 +21,7 @@ def test_fact_line_holds_only_the_record(catalog: Catalog) -> None:
     line = fact_line(catalog["heat-1995"])
     assert line.startswith("Heat (1995); genres Crime, Drama, Action; starring Al Pacino")
     assert "directed by Michael Mann" in line and "LAPD detective" in line
+    assert fact_line(catalog["heat-1995"], brief=True) == "Heat (1995); genres Crime, Drama, Action"
 
 
 def test_questions_ask_for_what_is_missing(catalog: Catalog) -> None:

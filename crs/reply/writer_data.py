@@ -32,11 +32,14 @@ if TYPE_CHECKING:
 _AT = re.compile(r"@(\d+)")
 
 
-def fact_line(item: Item) -> str:
-    """One line of what the catalog says about a film: the only facts the writer may use."""
+def fact_line(item: Item, brief: bool = False) -> str:
+    """One line of what the catalog says about a film: the only facts the writer may use. ``brief``:
+    its title, year and genres only."""
     parts = [item.label]
     if item.genres:
         parts.append("genres " + ", ".join(item.genres[:3]))
+    if brief:
+        return "; ".join(parts)
     if item.cast:
         parts.append("starring " + ", ".join(item.cast[:3]))
     if director := director_of(item.summary):
