@@ -5,8 +5,8 @@
 Plays the dialogues through the real agent (the config's LLM, store and scorer) and reads the
 timings each turn records (``Turn.seconds``): time to the first streamed token, the whole turn,
 the model's own first token (its reading of the prompt; on recommend turns the agent's opener is
-streamed before it), and the stages (understanding, belief, retrieval, scoring, LLM, guard). One warm-up turn runs
-first and is not counted. Prints p50/p95 and writes bench/results/turn_latency.md and .json.
+streamed before it), and the stages (understanding, belief, retrieval, scoring, LLM, guard). One
+warm-up turn runs first and is not counted. Prints p50/p95 and writes bench/results/turn_latency.md and .json.
 Targets on 2 cores: first token <= 0.6 s p50, whole turn <= 1.5 s p50 and <= 3 s p95.
 """
 

@@ -531,10 +531,6 @@ class Agent:
         guard = GroundingGuard(self.linker, allowed, banned=banned, prompt=prompt)
         if lead:
             guard.lead(*lead)
-
-        def after_lead(text: str) -> str:  # the model's first words, spaced from the lead sentence
-            return " " + text if lead and not emitted and text and not text[0].isspace() else text
-
         emitted: list[str] = []
         times = {"llm": 0.0, "guard": 0.0}
         try:
@@ -545,7 +541,6 @@ class Agent:
                 times.setdefault("llm_first", times["llm"])  # the model reading its prompt: until its first words
                 safe = guard.feed(delta)
                 times["guard"] += time.perf_counter() - now
-                safe = after_lead(safe)
                 if safe:
                     emitted.append(safe)
                     if not required:
@@ -555,7 +550,6 @@ class Agent:
             clock = time.perf_counter()
             tail = guard.flush(drop_fragment=bool(emitted))
             times["guard"] += time.perf_counter() - clock
-            tail = after_lead(tail)
             if tail:
                 emitted.append(tail)
                 if not required:

@@ -215,3 +215,16 @@ def test_titles_that_look_like_other_things_are_still_their_films(linker: Linker
     guard = GroundingGuard(linker, allowed, max_sentences=10)
     assert run(guard, text) == text and not guard.removed
     assert GroundingGuard(linker, allowed).review(text) == []
+
+
+def test_text_after_a_lead_sentence_is_spaced_from_it_and_does_not_repeat_it(linker: Linker) -> None:
+    guard = GroundingGuard(linker, {"alien-1979"})
+    guard.lead("My top pick for you is Alien (1979).", "alien-1979")
+    assert guard.named == ["alien-1979"]
+    assert guard.feed("My top pick for you is Alien (1979). ") == ""  # the repeat is dropped
+    assert guard.feed("It is a horror film. It") == " It is a horror film. "
+    assert guard.flush(drop_fragment=True) == ""  # only the first text released is spaced
+    guard = GroundingGuard(linker, {"alien-1979"})
+    guard.lead("My top pick for you is Alien (1979).", "alien-1979")
+    guard.feed("It is a horror film.")
+    assert guard.flush() == " It is a horror film."  # released at the end: spaced all the same

@@ -90,6 +90,7 @@ class GroundingGuard:
     _said: set[str] = field(default_factory=set)  # kept sentences, normalised
     prompt: str = ""  # the prompt the model was given: a sentence copied out of it is an echo
     _last: tuple[str, list[Mention]] = ("", [])  # the last text linked: problem() and degenerate() share it
+    _after_lead: bool = False  # the first text released follows a lead sentence: it starts with a space
 
     def check(self, sentence: str) -> bool:
         """True if every title in the sentence is an allowed item and it names nothing banned."""
@@ -175,7 +176,9 @@ class GroundingGuard:
 
     def lead(self, sentence: str, item_id: str) -> None:
         """Count ``sentence``, shown before the model's words and naming ``item_id``, as said: the
-        model's repeat of it is dropped, it counts towards ``max_sentences``, and "it" is its film."""
+        model's repeat of it is dropped, it counts towards ``max_sentences``, "it" is its film, and the
+        first text released is spaced from it."""
+        self._after_lead = True
         self._said.add(_normalised(sentence))
         if item_id not in self.named:
             self.named.append(item_id)
@@ -307,7 +310,7 @@ class GroundingGuard:
         while (end := self._sentence_end(self._buffer)) is not None:
             sentence, self._buffer = self._buffer[:end], self._buffer[end:]
             out.append(self._keep(sentence))
-        return "".join(out)
+        return self._spaced("".join(out))
 
     def flush(self, drop_fragment: bool = False) -> str:
         """Release what is left. With ``drop_fragment``, an unfinished last sentence (the
@@ -316,7 +319,14 @@ class GroundingGuard:
         while (end := self._sentence_end(self._buffer, final=True)) is not None:  # held back at a "!" or "?"
             sentence, self._buffer = self._buffer[:end], self._buffer[end:]
             out.append(self._keep(sentence))
-        return "".join(out) + self._flush_last(drop_fragment and not out)
+        return self._spaced("".join(out) + self._flush_last(drop_fragment and not out))
+
+    def _spaced(self, released: str) -> str:
+        """``released``, with a space before it when it is the first text after a lead sentence."""
+        if not (self._after_lead and released):
+            return released
+        self._after_lead = False
+        return released if released[0].isspace() else " " + released
 
     def _flush_last(self, drop_fragment: bool) -> str:
         sentence, self._buffer = self._buffer, ""
